@@ -1,0 +1,267 @@
+"""The command line: `python -m tool <command>`.
+
+    db upgrade | current              apply / show schema migrations
+    keys generate | rotate | list | prune
+    platforms add | list | remove | activate | disable
+    run                               tool + sandbox LMS on loopback (the embedded default)
+    serve                             the tool alone (use gunicorn `tool.web.wsgi:app` in production)
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Sequence
+
+from tool.config import Settings, load_settings
+from tool.errors import ToolError
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _session(settings: Settings):  # type: ignore[no-untyped-def]
+    from tool.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(settings.resolved_database_url))()
+
+
+# -- db ----------------------------------------------------------------------------------
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from tool import migrate
+
+    settings = _settings()
+    if args.action == "upgrade":
+        migrate.upgrade(settings)
+        print(f"database is up to date ({_redact(settings.resolved_database_url)})")
+    else:
+        migrate.current(settings)
+    return 0
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# -- keys --------------------------------------------------------------------------------
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from tool.clock import utcnow
+    from tool.lti.keys import KeyStore, ensure_session_secret
+
+    settings = _settings()
+    store = KeyStore(settings.path(settings.keys_dir))
+    if args.action == "generate":
+        key = store.generate()
+        print(f"created signing key {key.kid}" if key else "a signing key exists already")
+        if not settings.secret_key and ensure_session_secret(settings.path(settings.secret_key_file)):
+            print(f"created session secret {settings.secret_key_file}")
+    elif args.action == "rotate":
+        lead = settings.key_publish_lead_seconds if args.lead is None else args.lead
+        grace = settings.key_retire_grace_seconds if args.grace is None else args.grace
+        key = store.rotate(publish_lead_seconds=lead, retire_grace_seconds=grace)
+        print(f"published key {key.kid}; it signs from {key.activates_at.isoformat(timespec='seconds')}, "
+              f"older keys retire {grace} s after that")
+    elif args.action == "prune":
+        gone = store.prune()
+        print("removed " + (", ".join(gone) if gone else "nothing"))
+    else:
+        now = utcnow()
+        keys = store.all()
+        if not keys:
+            print("no keys; run `python -m tool keys generate`")
+            return 1
+        signing = store.signing_key().kid if any(k.activates_at <= now for k in keys) else None
+        print(f"{'kid':<45} {'state':<40} created")
+        for k in keys:
+            print(f"{k.kid:<45} {k.state(now, signing):<40} {k.created_at.isoformat(timespec='seconds')}")
+    return 0
+
+
+# -- platforms ---------------------------------------------------------------------------
+
+
+def cmd_platforms(args: argparse.Namespace) -> int:
+    from tool.lti import registry
+
+    settings = _settings()
+    with _session(settings) as db:
+        if args.action == "add":
+            reg = registry.add_registration(
+                db, issuer=args.issuer, client_id=args.client_id, auth_login_url=args.auth_login_url,
+                auth_token_url=args.auth_token_url, key_set_url=args.key_set_url, auth_audience=args.auth_audience,
+                name=args.name or "", deployment_ids=args.deployment_id or [], source="cli",
+            )
+            db.commit()
+            deps = ", ".join(d.deployment_id for d in reg.deployments) or "none yet"
+            print(f"registered {reg.issuer} client_id={reg.client_id} (deployments: {deps})")
+        elif args.action == "remove":
+            registry.remove_registration(db, issuer=args.issuer, client_id=args.client_id)
+            db.commit()
+            print(f"removed {args.issuer} client_id={args.client_id}")
+        elif args.action in ("activate", "disable"):
+            status = "active" if args.action == "activate" else "disabled"
+            registry.set_deployment_status(db, issuer=args.issuer, client_id=args.client_id,
+                                           deployment_id=args.deployment_id, status=status)
+            db.commit()
+            print(f"deployment {args.deployment_id} of {args.issuer} client_id={args.client_id} is {status}")
+        else:
+            regs = registry.list_registrations(db)
+            if not regs:
+                print("no platforms registered")
+            for reg in regs:
+                print(f"{reg.name or reg.issuer}\n  issuer        {reg.issuer}\n  client_id     {reg.client_id}\n"
+                      f"  login         {reg.auth_login_url}\n  token         {reg.auth_token_url}\n"
+                      f"  jwks          {reg.key_set_url}\n  source        {reg.source}")
+                for d in reg.deployments:
+                    print(f"  deployment    {d.deployment_id} ({d.status})")
+    return 0
+
+
+# -- run / serve -------------------------------------------------------------------------
+
+
+def prepare(settings: Settings) -> None:
+    """Migrate, make keys if missing, import static platforms: everything `run` needs first."""
+    from tool import migrate
+    from tool.lti.keys import KeyStore, ensure_session_secret
+    from tool.lti.registry import import_static_platforms
+
+    migrate.upgrade(settings)
+    KeyStore(settings.path(settings.keys_dir)).generate()
+    if not settings.secret_key:
+        ensure_session_secret(settings.path(settings.secret_key_file))
+    with _session(settings) as db:
+        import_static_platforms(db, settings)
+        db.commit()
+
+
+def register_sandbox(settings: Settings) -> None:
+    """Register the sandbox LMS with the tool (idempotent)."""
+    from tool.lti.registry import add_registration
+    from tool.sandbox import paths as sandbox_paths
+
+    base = settings.sandbox_base_url
+    urls = sandbox_paths(base)
+    with _session(settings) as db:
+        add_registration(
+            db, issuer=base, client_id=settings.sandbox_client_id, auth_login_url=urls["authorization_endpoint"],
+            auth_token_url=urls["token_endpoint"], key_set_url=urls["jwks_uri"], name="Sandbox LMS",
+            deployment_ids=[settings.sandbox_deployment_id], source="config",
+        )
+        db.commit()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tool.serve import ServerThread
+    from tool.web import create_app
+
+    settings = _settings()
+    prepare(settings)
+    tool_server = ServerThread(create_app(settings), host=settings.host, port=settings.port)
+    servers = [tool_server]
+    if settings.sandbox_enabled and not args.no_sandbox:
+        from tool.sandbox import SandboxConfig, create_sandbox_app
+
+        register_sandbox(settings)
+        base = settings.public_base_url
+        sandbox = create_sandbox_app(
+            SandboxConfig(
+                base_url=settings.sandbox_base_url, tool_login_url=base + "/lti/login",
+                tool_launch_url=base + "/lti/launch", tool_jwks_url=base + "/.well-known/jwks.json",
+                mode=settings.sandbox_mode, client_id=settings.sandbox_client_id,
+                deployment_id=settings.sandbox_deployment_id, key_path=settings.path("var/sandbox-platform.pem"),
+            )
+        )
+        servers.append(ServerThread(sandbox, host=settings.host, port=settings.sandbox_port))
+    for s in servers:
+        s.start()
+    print(f"Tally        {settings.public_base_url}")
+    if len(servers) > 1:
+        print(f"Sandbox LMS  {servers[1].url}   <- open this and launch as a teacher or a student")
+    print("Press Ctrl-C to stop.", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("\nstopping…", flush=True)
+    for s in reversed(servers):
+        s.stop()
+    print("stopped")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tool.web import create_app
+
+    settings = _settings()
+    create_app(settings).run(host=settings.host, port=settings.port, threaded=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `python -m tool`."""
+    p = argparse.ArgumentParser(prog="python -m tool", description="Tally, an LTI 1.3 grade tool")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade", "current"])
+    db.set_defaults(func=cmd_db)
+
+    keys = sub.add_parser("keys", help="the tool's RSA keys")
+    keys.add_argument("action", choices=["generate", "rotate", "list", "prune"])
+    keys.add_argument("--lead", type=int, help="rotate: seconds the new key is published before it signs")
+    keys.add_argument("--grace", type=int, help="rotate: seconds old keys stay published after that")
+    keys.set_defaults(func=cmd_keys)
+
+    plat = sub.add_parser("platforms", help="LMS registrations and deployments")
+    psub = plat.add_subparsers(dest="action", required=True)
+    add = psub.add_parser("add", help="register an LMS (or update a registration)")
+    add.add_argument("--issuer", required=True)
+    add.add_argument("--client-id", required=True)
+    add.add_argument("--auth-login-url", required=True, help="the platform's OIDC authentication URL")
+    add.add_argument("--auth-token-url", required=True, help="the platform's OAuth2 token URL")
+    add.add_argument("--key-set-url", required=True, help="the platform's public keyset (JWKS) URL")
+    add.add_argument("--auth-audience", help="token audience when it differs from the token URL")
+    add.add_argument("--deployment-id", action="append", help="an active deployment (repeatable)")
+    add.add_argument("--name", help="a name for people (e.g. 'University Moodle')")
+    psub.add_parser("list", help="list registrations and their deployments")
+    for name in ("remove",):
+        r = psub.add_parser(name, help="delete a registration and everything launched through it")
+        r.add_argument("--issuer", required=True)
+        r.add_argument("--client-id", required=True)
+    for name, text in (("activate", "let launches from a deployment pass"), ("disable", "refuse a deployment")):
+        a = psub.add_parser(name, help=text)
+        a.add_argument("--issuer", required=True)
+        a.add_argument("--client-id", required=True)
+        a.add_argument("--deployment-id", required=True)
+    plat.set_defaults(func=cmd_platforms)
+
+    run = sub.add_parser("run", help="start the tool and the sandbox LMS (the embedded default)")
+    run.add_argument("--no-sandbox", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="start the tool alone (development server)")
+    serve.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; ToolErrors become one readable line and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ToolError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2

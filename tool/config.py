@@ -1,0 +1,179 @@
+"""Settings: one frozen object, loaded once.
+
+Sources, later ones win: `config/default.toml`, `config/<env>.toml` (env from `TOOL_ENV`,
+default "development"), `config/local.toml` (git-ignored), then `TOOL_<NAME>` environment
+variables (`TOOL_DATABASE_URL`, `TOOL_PORT`, …) and `SANDBOX_PORT`. Nothing else in Tally
+reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tool.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class StaticPlatform(BaseModel):
+    """A platform registration written in `config/*.toml` (`[[platforms]]`), imported at start."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = ""
+    issuer: str
+    client_id: str
+    auth_login_url: str
+    auth_token_url: str
+    key_set_url: str
+    auth_audience: str | None = None
+    deployment_ids: tuple[str, ...] = ()
+
+
+class Settings(BaseModel):
+    """Everything configurable about a Tally process."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    env: str = "development"
+    database_url: str = "sqlite:///var/tally.db"
+    secret_key: str = ""
+    secret_key_file: str = "keys/session.secret"
+    public_base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    keys_dir: str = "keys"
+    leeway_seconds: int = Field(default=5, ge=0, le=300)
+    session_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    state_ttl_seconds: int = Field(default=600, ge=30, le=3600)
+    auto_activate_deployments: bool = False
+    jwks_default_max_age: int = Field(default=300, ge=0)
+    jwks_max_age_cap: int = Field(default=86400, ge=0)
+    jwks_refetch_interval: float = Field(default=10.0, ge=0)
+    http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    key_publish_lead_seconds: int = Field(default=0, ge=0)
+    key_retire_grace_seconds: int = Field(default=86400, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    sandbox_enabled: bool = True
+    sandbox_port: int = Field(default=8001, ge=1, le=65535)
+    sandbox_mode: Literal["moodle", "canvas"] = "moodle"
+    sandbox_client_id: str = "tally-sandbox"
+    sandbox_deployment_id: str = "1"
+    platforms: tuple[StaticPlatform, ...] = ()
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        if value.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship; SQLAlchemy would default to psycopg2.
+            value = "postgresql+psycopg://" + value[len("postgresql://") :]
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def path(self, relative: str) -> Path:
+        """Resolve a configured path against the project root."""
+        p = Path(relative)
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The file behind a sqlite:/// URL, resolved against the project root."""
+        if not self.database_url.startswith("sqlite:///") or self.database_url == "sqlite:///:memory:":
+            return None
+        return self.path(self.database_url[len("sqlite:///") :])
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL with a relative SQLite path made absolute."""
+        p = self.sqlite_path
+        return f"sqlite:///{p}" if p is not None else self.database_url
+
+    @property
+    def sandbox_base_url(self) -> str:
+        """Where the sandbox LMS listens (loopback, same host as the tool)."""
+        return f"http://{self.host}:{self.sandbox_port}"
+
+    def session_secret(self) -> bytes:
+        """The HMAC key for session tokens: `secret_key`, else the contents of `secret_key_file`."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        f = self.path(self.secret_key_file)
+        try:
+            text = f.read_text().strip()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"secret_key: not set and {f} does not exist; run `python -m tool keys generate` "
+                "or set TOOL_SECRET_KEY"
+            ) from None
+        if len(text) < 32:
+            raise ConfigError(f"secret_key: {f} holds fewer than 32 characters")
+        return text.encode()
+
+
+_ENV_ALIASES = {"SANDBOX_PORT": "sandbox_port"}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    fields = Settings.model_fields
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if key.startswith("TOOL_") and key != "TOOL_ENV":
+            name = key[len("TOOL_") :].lower()
+        elif key in _ENV_ALIASES:
+            name = _ENV_ALIASES[key]
+        else:
+            continue
+        if name in fields and name != "platforms":
+            out[name] = value
+    return out
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    config_dir: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the Settings from the TOML files, the environment and explicit overrides."""
+    environ = os.environ if environ is None else environ
+    config_dir = config_dir or PROJECT_ROOT / "config"
+    env = environ.get("TOOL_ENV", "development")
+    data: dict[str, Any] = {}
+    for name in ("default.toml", f"{env}.toml", "local.toml"):
+        data.update(_read_toml(config_dir / name))
+    data["env"] = env
+    data.update(_env_overrides(environ))
+    data.update(overrides or {})
+    try:
+        return Settings.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            env_name = f"TOOL_{str(err['loc'][0]).upper()}" if err["loc"] else ""
+            problems.append(f"{where}: {err['msg']} (got {err.get('input')!r}; set in config/*.toml or {env_name})")
+        raise ConfigError("Invalid settings:\n  " + "\n  ".join(problems)) from None

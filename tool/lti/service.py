@@ -1,0 +1,125 @@
+"""What a launch writes: person, course, offering, membership and the launch record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from tool.clock import utcnow
+from tool.db import upsert
+from tool.lti.claims import Role
+from tool.lti.launch import Launch
+from tool.lti.models import Course, LaunchRecord, Membership, Offering, Person
+
+
+@dataclass(frozen=True)
+class LaunchContext:
+    """Who launched where: the ids a session token is bound to."""
+
+    registration_id: int
+    person_id: int
+    course_id: int
+    offering_id: int
+    roles: tuple[Role, ...]
+
+
+def record_launch(db: Session, launch: Launch) -> LaunchContext:
+    """Upsert the person, course, offering and membership of a launch (latest wins)."""
+    now = utcnow()
+    person_id = upsert(
+        db,
+        Person.__table__,
+        {
+            "registration_id": launch.registration_id,
+            "sub": launch.sub,
+            "name": launch.name or " ".join(p for p in (launch.given_name, launch.family_name) if p),
+            "given_name": launch.given_name,
+            "family_name": launch.family_name,
+            "email": launch.email,
+            "updated_at": now,
+        },
+        conflict=("registration_id", "sub"),
+        update=("name", "given_name", "family_name", "email", "updated_at"),
+        returning=Person.__table__.c.id,
+    )[0]
+    # A launch without a context claim (rare: a tool placement outside any course) gets a
+    # course of its deployment, so the offering still has a home.
+    context_id = launch.context_id or f"deployment:{launch.deployment_id}"
+    course_values: dict[str, Any] = {
+        "registration_id": launch.registration_id,
+        "context_id": context_id,
+        "title": launch.context_title or launch.context_label or context_id,
+        "label": launch.context_label,
+        "updated_at": now,
+    }
+    course_update = ["title", "label", "updated_at"]
+    if launch.nrps_url:
+        course_values["nrps_url"] = launch.nrps_url
+        course_update.append("nrps_url")
+    course_id = upsert(
+        db, Course.__table__, course_values, conflict=("registration_id", "context_id"), update=course_update,
+        returning=Course.__table__.c.id,
+    )[0]
+    ags = launch.ags or {}
+    offering_values: dict[str, Any] = {
+        "course_id": course_id,
+        "deployment_id": launch.deployment_pk,
+        "resource_link_id": launch.resource_link_id,
+        "title": launch.resource_link_title or launch.context_title or "Tally",
+        "ags_lineitems_url": ags.get("lineitems") if isinstance(ags.get("lineitems"), str) else None,
+        "ags_lineitem_url": ags.get("lineitem") if isinstance(ags.get("lineitem"), str) else None,
+        "ags_scopes": [s for s in ags.get("scope", []) if isinstance(s, str)] if isinstance(ags.get("scope"), list) else [],
+        "nrps_url": launch.nrps_url,
+        "updated_at": now,
+    }
+    offering_id = upsert(
+        db,
+        Offering.__table__,
+        offering_values,
+        conflict=("course_id", "resource_link_id"),
+        update=("deployment_id", "title", "ags_lineitems_url", "ags_lineitem_url", "ags_scopes", "nrps_url", "updated_at"),
+        returning=Offering.__table__.c.id,
+    )[0]
+    upsert(
+        db,
+        Membership.__table__,
+        {
+            "course_id": course_id,
+            "person_id": person_id,
+            "roles": ",".join(r.value for r in launch.roles),
+            "lti_roles": list(launch.lti_roles),
+            "status": "active",
+            "last_launch_at": now,
+            "updated_at": now,
+        },
+        conflict=("course_id", "person_id"),
+        update=("roles", "lti_roles", "status", "last_launch_at", "updated_at"),
+    )
+    db.execute(
+        insert(LaunchRecord).values(
+            at=now, outcome="accepted", code="ok", reason="", issuer=launch.issuer, client_id=launch.client_id,
+            deployment_id=launch.deployment_id, sub=launch.sub, extra={"roles": [r.value for r in launch.roles]},
+        )
+    )
+    return LaunchContext(
+        registration_id=launch.registration_id, person_id=person_id, course_id=course_id,
+        offering_id=offering_id, roles=launch.roles,
+    )
+
+
+def record_refusal(db: Session, *, code: str, reason: str, claims: dict[str, Any] | None = None) -> None:
+    """Keep a refused launch with its reason for the admin console."""
+    claims = claims or {}
+    aud = claims.get("aud")
+    db.execute(
+        insert(LaunchRecord).values(
+            at=utcnow(), outcome="refused", code=code, reason=reason[:2000],
+            issuer=str(claims.get("iss") or "")[:500],
+            client_id=str(aud[0] if isinstance(aud, list) and aud else aud or "")[:255],
+            deployment_id=str(claims.get("https://purl.imsglobal.org/spec/lti/claim/deployment_id") or "")[:255],
+            sub=str(claims.get("sub") or "")[:255], extra={},
+        )
+    )

@@ -1,0 +1,120 @@
+"""Application factory and the per-process services every request shares."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from flask import Flask, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+import tool
+from tool.config import PROJECT_ROOT, Settings, load_settings
+from tool.db import make_engine, make_session_factory
+from tool.lti.jwks import PlatformKeys
+from tool.lti.keys import KeyStore
+
+USER_AGENT = f"Tally/{tool.__version__} (LTI 1.3 tool; +https://github.com/tally-lti)"
+
+
+@dataclass
+class Services:
+    """Per-process singletons: settings, database, keys, HTTP. Nothing here is shared state
+    another process needs (DESIGN.md: any process can serve any request)."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    keys: KeyStore
+    platform_keys: PlatformKeys
+    http: requests.Session
+    session_secret: bytes = field(repr=False, default=b"")
+
+
+def make_http_session() -> requests.Session:
+    """One pooled HTTP session with Tally's User-Agent (Canvas requires one since 2026)."""
+    http = requests.Session()
+    http.headers["User-Agent"] = USER_AGENT
+    adapter = requests.adapters.HTTPAdapter(pool_connections=20, pool_maxsize=20)
+    http.mount("http://", adapter)
+    http.mount("https://", adapter)
+    return http
+
+
+def make_services(settings: Settings, *, engine: Engine | None = None) -> Services:
+    """Build the services of one process from its settings."""
+    engine = engine or make_engine(settings.resolved_database_url)
+    http = make_http_session()
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        keys=KeyStore(settings.path(settings.keys_dir)),
+        platform_keys=PlatformKeys(
+            http=http,
+            timeout=settings.http_timeout_seconds,
+            default_max_age=settings.jwks_default_max_age,
+            max_age_cap=settings.jwks_max_age_cap,
+            refetch_interval=settings.jwks_refetch_interval,
+        ),
+        http=http,
+        session_secret=settings.session_secret(),
+    )
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Flask:
+    """Create the Tally web application."""
+    settings = settings or (services.settings if services else load_settings())
+    services = services or make_services(settings)
+    app = Flask(
+        "tool.web",
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "templates" / "static"),
+        static_url_path="/static",
+    )
+    app.config.update(SECRET_KEY=services.session_secret, JSON_SORT_KEYS=False, TEMPLATES_AUTO_RELOAD=False)
+    app.extensions["tally"] = services
+    logging.getLogger("tool").setLevel(settings.log_level)
+
+    from tool.web import api, errors, lti_views, pages
+
+    app.register_blueprint(lti_views.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    errors.register(app)
+
+    @app.teardown_request
+    def _close_db(exc: BaseException | None) -> None:
+        db: Session | None = g.pop("db", None)
+        if db is not None:
+            if exc is not None:
+                db.rollback()
+            db.close()
+
+    @app.after_request
+    def _security_headers(resp: Any) -> Any:
+        # Session tokens travel in URLs: never leak them through Referer.
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return resp
+
+    return app
+
+
+def get_services() -> Services:
+    """The Services of the current app."""
+    from flask import current_app
+
+    return current_app.extensions["tally"]
+
+
+def get_db() -> Session:
+    """The request's database session (opened on first use, closed at teardown)."""
+    db = g.get("db")
+    if db is None:
+        db = get_services().sessions()
+        g.db = db
+    return db

@@ -1,0 +1,80 @@
+"""ToolError → HTTP. The only module that knows status codes.
+
+API requests (`/api/…`) get JSON `{code, message, details}`; pages get a readable page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from tool.errors import (
+    ConfigError,
+    DeploymentNotActive,
+    Forbidden,
+    KeyStoreError,
+    LaunchError,
+    NotFound,
+    RegistrationError,
+    SessionError,
+    ToolError,
+    ValidationError,
+)
+
+log = logging.getLogger("tool.web")
+
+STATUS: list[tuple[type[ToolError], int]] = [
+    (DeploymentNotActive, 403),
+    (LaunchError, 400),
+    (SessionError, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (ValidationError, 422),
+    (RegistrationError, 400),
+    (KeyStoreError, 503),
+    (ConfigError, 500),
+]
+
+
+def status_for(exc: ToolError) -> int:
+    """The HTTP status of a ToolError."""
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def register(app: Flask) -> None:
+    """Install the error handlers."""
+
+    @app.errorhandler(ToolError)
+    def _tool_error(exc: ToolError) -> Any:
+        status = status_for(exc)
+        if _wants_json():
+            return jsonify(code=exc.code, message=exc.message, details=exc.details), status
+        if isinstance(exc, LaunchError):
+            return render_template("launch_error.html", error=exc), status
+        return render_template("error.html", status=status, code=exc.code, message=exc.message), status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        status = exc.code or 500
+        if _wants_json():
+            return jsonify(code=code, message=exc.description, details=None), status
+        return render_template("error.html", status=status, code=code, message=exc.description), status
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        message = "Something went wrong inside Tally. Nothing was saved by this request; please try again."
+        if _wants_json():
+            return jsonify(code="internal_error", message=message, details=None), 500
+        return render_template("error.html", status=500, code="internal_error", message=message), 500

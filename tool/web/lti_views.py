@@ -1,0 +1,75 @@
+"""LTI endpoints: OIDC login initiation, launch, and the tool's JWKS."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import jwt
+from flask import Blueprint, jsonify, redirect, request
+
+from tool.errors import LaunchError
+from tool.lti.launch import begin_login, validate_launch
+from tool.lti.service import record_launch, record_refusal
+from tool.web.app import get_db, get_services
+from tool.web.auth import issue_token
+from tool.web.pages import render_landing
+
+bp = Blueprint("lti", __name__)
+log = logging.getLogger("tool.lti")
+
+
+def _params() -> dict[str, str]:
+    # Moodle POSTs the login initiation, Canvas may GET it: accept both, form wins.
+    params = request.args.to_dict()
+    params.update(request.form.to_dict())
+    return params
+
+
+@bp.route("/lti/login", methods=["GET", "POST"])
+def login() -> Any:
+    """OIDC third-party initiated login: store state + nonce, redirect to the platform."""
+    svc = get_services()
+    db = get_db()
+    try:
+        target = begin_login(db, svc.settings, _params())
+    except LaunchError as exc:
+        db.rollback()
+        record_refusal(db, code=exc.code, reason=exc.message, claims={"iss": request.values.get("iss"),
+                                                                        "aud": request.values.get("client_id")})
+        db.commit()
+        raise
+    db.commit()
+    return redirect(target.url, code=302)
+
+
+@bp.route("/lti/launch", methods=["POST"])
+def launch() -> Any:
+    """The platform's form POST with id_token and state: validate, record, hand over a session."""
+    svc = get_services()
+    db = get_db()
+    params = request.form.to_dict()
+    try:
+        launch = validate_launch(db, svc.settings, params, keys=svc.platform_keys)
+        ctx = record_launch(db, launch)
+    except LaunchError as exc:
+        # Keep the state consumed (replays stay refused) and remember why we refused.
+        log.info("launch refused: %s (%s)", exc.code, exc.message)
+        try:
+            unverified = jwt.decode(params.get("id_token", ""), options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            unverified = {}
+        record_refusal(db, code=exc.code, reason=exc.message, claims=unverified)
+        db.commit()
+        raise
+    db.commit()
+    token = issue_token(svc.session_secret, ctx, ttl=svc.settings.session_ttl_seconds)
+    return render_landing(db, ctx, token)
+
+
+@bp.get("/.well-known/jwks.json")
+def jwks() -> Any:
+    """The tool's public keys (service-call assertions are signed with one of these)."""
+    resp = jsonify(get_services().keys.jwks())
+    resp.headers["Cache-Control"] = "public, max-age=300"
+    return resp
