@@ -10,10 +10,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
-from typing import Sequence
+from typing import Iterator, Sequence
+
+from sqlalchemy.orm import Session
 
 from tool.config import Settings, load_settings
 from tool.errors import ToolError
@@ -23,10 +26,17 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _session(settings: Settings):  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    """A session on a short-lived engine, disposed afterwards (no pooled connection left open)."""
     from tool.db import make_engine, make_session_factory
 
-    return make_session_factory(make_engine(settings.resolved_database_url))()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with make_session_factory(engine)() as db:
+            yield db
+    finally:
+        engine.dispose()
 
 
 # -- db ----------------------------------------------------------------------------------
