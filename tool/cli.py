@@ -154,22 +154,6 @@ def prepare(settings: Settings) -> None:
         db.commit()
 
 
-def register_sandbox(settings: Settings) -> None:
-    """Register the sandbox LMS with the tool (idempotent)."""
-    from tool.lti.registry import add_registration
-    from tool.sandbox import paths as sandbox_paths
-
-    base = settings.sandbox_base_url
-    urls = sandbox_paths(base)
-    with _session(settings) as db:
-        add_registration(
-            db, issuer=base, client_id=settings.sandbox_client_id, auth_login_url=urls["authorization_endpoint"],
-            auth_token_url=urls["token_endpoint"], key_set_url=urls["jwks_uri"], name="Sandbox LMS",
-            deployment_ids=[settings.sandbox_deployment_id], source="config",
-        )
-        db.commit()
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from tool.serve import ServerThread
     from tool.web import create_app
@@ -179,18 +163,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     tool_server = ServerThread(create_app(settings), host=settings.host, port=settings.port)
     servers = [tool_server]
     if settings.sandbox_enabled and not args.no_sandbox:
-        from tool.sandbox import SandboxConfig, create_sandbox_app
+        from tool.stack import make_sandbox, register_platform
 
-        register_sandbox(settings)
-        base = settings.public_base_url
-        sandbox = create_sandbox_app(
-            SandboxConfig(
-                base_url=settings.sandbox_base_url, tool_login_url=base + "/lti/login",
-                tool_launch_url=base + "/lti/launch", tool_jwks_url=base + "/.well-known/jwks.json",
-                mode=settings.sandbox_mode, client_id=settings.sandbox_client_id,
-                deployment_id=settings.sandbox_deployment_id, key_path=settings.path("var/sandbox-platform.pem"),
-            )
-        )
+        sandbox = make_sandbox(settings, base_url=settings.sandbox_base_url,
+                               key_path=settings.path("var/sandbox-platform.pem"))
+        with _session(settings) as db:
+            register_platform(db, sandbox.extensions["sandbox"])
+            db.commit()
         servers.append(ServerThread(sandbox, host=settings.host, port=settings.sandbox_port))
     for s in servers:
         s.start()

@@ -86,6 +86,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.register_blueprint(api.bp)
     errors.register(app)
 
+    if settings.platforms:
+        # Static registrations from config/*.toml are (re)imported at every start.
+        from tool.lti.registry import import_static_platforms
+
+        with services.sessions() as db:
+            import_static_platforms(db, settings)
+            db.commit()
+
     @app.teardown_request
     def _close_db(exc: BaseException | None) -> None:
         db: Session | None = g.pop("db", None)

@@ -55,7 +55,8 @@ def render_landing(db: Session, ctx: LaunchContext, token: str) -> Any:
         )
     if Role.STUDENT in ctx.roles:
         return render_template("student_home.html", **common)
-    return render_template("no_access.html", **common), 403
+    # The launch itself was valid (a mentor, an unknown role): a page, not an error status.
+    return render_template("no_access.html", **common)
 
 
 @bp.get("/")

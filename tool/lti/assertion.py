@@ -1,0 +1,77 @@
+"""Client assertions for the platform's OAuth 2 token endpoint (LTI Security Framework §4.1).
+
+The tool authenticates with a JWT signed by its own key (`private_key_jwt`); the platform
+verifies it against our JWKS, so the header's `kid` must be one the JWKS serves (Moodle
+answers 400 `"kid" invalid` otherwise). The AGS issue builds its token cache on this.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Iterable
+
+import requests
+
+from tool.clock import epoch
+from tool.errors import ToolError
+from tool.lti.keys import KeyStore
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def client_assertion(keys: KeyStore, *, client_id: str, audience: str, lifetime: int = 300) -> str:
+    """A signed, single-use client assertion: iss = sub = client_id, aud = the token endpoint."""
+    now = int(epoch())
+    return keys.sign(
+        {"iss": client_id, "sub": client_id, "aud": audience, "iat": now, "exp": now + lifetime,
+         "jti": secrets.token_urlsafe(16)}
+    )
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """An access token granted by a platform."""
+
+    token: str
+    scopes: tuple[str, ...]
+    expires_in: int
+
+
+class TokenRequestError(ToolError):
+    """The platform refused to grant an access token; the message carries its words."""
+
+    code = "token_refused"
+
+
+def request_access_token(
+    http: requests.Session, keys: KeyStore, *, client_id: str, token_url: str, audience: str | None,
+    scopes: Iterable[str], timeout: float = 10.0,
+) -> AccessToken:
+    """Ask the platform for an access token with the client-credentials grant."""
+    scope_list = sorted(set(scopes))
+    data = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": client_assertion(keys, client_id=client_id, audience=audience or token_url),
+        "scope": " ".join(scope_list),
+    }
+    try:
+        resp = http.post(token_url, data=data, timeout=timeout, headers={"Accept": "application/json"})
+    except requests.RequestException as exc:
+        raise TokenRequestError(f"token endpoint {token_url} unreachable: {exc}") from exc
+    if resp.status_code != 200:
+        # Moodle puts the detail in the reason phrase, Canvas in a JSON body: keep both.
+        raise TokenRequestError(
+            f"token endpoint answered {resp.status_code} {resp.reason}: {resp.text[:500]}",
+            details={"status": resp.status_code, "reason": resp.reason, "body": resp.text[:2000]},
+        )
+    try:
+        body = resp.json()
+        return AccessToken(
+            token=str(body["access_token"]),
+            scopes=tuple(str(body.get("scope") or " ".join(scope_list)).split()),
+            expires_in=int(body.get("expires_in") or 3600),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TokenRequestError(f"token endpoint answered an unreadable body: {resp.text[:200]}") from exc
