@@ -133,7 +133,7 @@ def sandbox_key_path(base_dir: Path) -> Path:
 
 
 def start_stack(engine: Engine, database_url: str, keys_dir: Path, key_path: Path, mode: str,
-                **overrides: Any) -> tuple[Stack, list[ServerThread]]:
+                **overrides: Any) -> tuple[Stack, list[Any]]:
     tool_port, sandbox_port = reserve_port(), reserve_port()
     settings = make_settings(database_url, keys_dir, public_base_url=f"http://127.0.0.1:{tool_port}",
                              port=tool_port, sandbox_port=sandbox_port, **overrides)
@@ -142,9 +142,19 @@ def start_stack(engine: Engine, database_url: str, keys_dir: Path, key_path: Pat
     with make_session_factory(engine)() as db:
         register_platform(db, platform)
         db.commit()
-    tool = ServerThread(create_app(settings), port=tool_port).start()
+    app = create_app(settings)
+    tool = ServerThread(app, port=tool_port).start()
     sandbox = ServerThread(sandbox_app, port=sandbox_port).start()
-    return Stack(settings, tool, sandbox, platform, engine), [tool, sandbox]
+    return Stack(settings, tool, sandbox, platform, engine), [tool, sandbox, app.extensions["tally"]]
+
+
+def stop_all(things: list[Any]) -> None:
+    """Stop the servers, then close the tool's services (pooled connections)."""
+    for thing in things:
+        if isinstance(thing, ServerThread):
+            thing.stop()
+        else:
+            thing.close()
 
 
 @pytest.fixture(params=["moodle", "canvas"])
@@ -153,8 +163,7 @@ def stack(request: pytest.FixtureRequest, clean_db: Engine, database_url: str, k
     """Tool + sandbox in each mode."""
     s, servers = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, request.param)
     yield s
-    for server in servers:
-        server.stop()
+    stop_all(servers)
 
 
 @pytest.fixture
@@ -162,5 +171,4 @@ def moodle(clean_db: Engine, database_url: str, keys_dir: Path, sandbox_key_path
     """Tool + sandbox in moodle mode only."""
     s, servers = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, "moodle")
     yield s
-    for server in servers:
-        server.stop()
+    stop_all(servers)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
 from tool.lti.models import Course, Deployment, LaunchRecord, Membership, Offering, Person
-from tests.e2e.conftest import Stack, no_cookies, start_stack
+from tests.e2e.conftest import Stack, no_cookies, start_stack, stop_all
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 M = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
@@ -229,8 +229,7 @@ def test_auto_activation_lets_a_new_deployment_pass(clean_db, database_url, keys
     try:
         assert stack.crafted_launch(_set(LTI + "deployment_id", "7")).status == 200
     finally:
-        for s in servers:
-            s.stop()
+        stop_all(servers)
 
 
 def test_clock_skew_within_the_leeway_is_accepted(moodle: Stack) -> None:

@@ -33,6 +33,11 @@ class Services:
     http: requests.Session
     session_secret: bytes = field(repr=False, default=b"")
 
+    def close(self) -> None:
+        """Release pooled database connections and HTTP sockets (tests, clean shutdown)."""
+        self.engine.dispose()
+        self.http.close()
+
 
 def make_http_session() -> requests.Session:
     """One pooled HTTP session with Tally's User-Agent (Canvas requires one since 2026)."""
