@@ -84,6 +84,28 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+_UPSERTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _upsert_statement(dialect: str, table: Any, columns: tuple[str, ...], conflict: tuple[str, ...],
+                      update: tuple[str, ...], returning: tuple[Any, ...]) -> Any:
+    key = (dialect, table.name, columns, conflict, update, returning)
+    stmt = _UPSERTS.get(key)
+    if stmt is None:
+        # Building an INSERT … ON CONFLICT costs more than running it (SQLite's `excluded`
+        # copies every column of the table): build each shape once, bind values per call.
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        base = insert(table)
+        if update:
+            stmt = base.on_conflict_do_update(index_elements=list(conflict), set_={c: base.excluded[c] for c in update})
+        else:
+            stmt = base.on_conflict_do_nothing(index_elements=list(conflict))
+        if returning:
+            stmt = stmt.returning(*returning)
+        _UPSERTS[key] = stmt
+    return stmt
+
+
 def upsert(
     db: Session,
     table: Any,
@@ -99,17 +121,8 @@ def upsert(
     unlike SELECT-then-INSERT.
     """
     dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(**values)
-    update = list(update)
-    if update:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update}
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
-    if returning is not None:
-        stmt = stmt.returning(*returning) if isinstance(returning, (list, tuple)) else stmt.returning(returning)
-        return db.execute(stmt).first()
-    db.execute(stmt)
-    return None
+    ret = tuple(returning) if isinstance(returning, (list, tuple)) else (returning,) if returning is not None else ()
+    stmt = _upsert_statement(dialect, table, tuple(values), tuple(conflict), tuple(update), ret)
+    # Core on the session's connection: the ORM's execute path adds nothing for a table statement.
+    result = db.connection().execute(stmt, dict(values))
+    return result.first() if ret else None

@@ -34,7 +34,7 @@ from pylti1p3.oidc_login import OIDCLogin
 from pylti1p3.redirect import Redirect
 from pylti1p3.request import Request
 from pylti1p3.session import SessionService
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from tool.clock import utcnow
@@ -42,8 +42,22 @@ from tool.config import Settings
 from tool.errors import DeploymentNotActive, LaunchError
 from tool.lti import claims as c
 from tool.lti.jwks import PlatformKeys
-from tool.lti.models import Deployment, LoginState, Registration
+from tool.lti.models import Deployment, LoginState
 from tool.lti.registry import DatabaseToolConf, ensure_deployment
+
+
+# Statements of the launch hot path, built once (SQLAlchemy caches their compiled form).
+_STATE = LoginState.__table__.c
+_INSERT_STATE = insert(LoginState.__table__)
+_CONSUME_STATE = (
+    delete(LoginState.__table__)
+    .where(_STATE.state == bindparam("state"))
+    .returning(_STATE.nonce, _STATE.registration_id, _STATE.expires_at)
+)
+_DEP = Deployment.__table__.c
+_DEPLOYMENT = select(_DEP.id, _DEP.deployment_id, _DEP.status).where(
+    _DEP.registration_id == bindparam("registration_id"), _DEP.deployment_id == bindparam("deployment_id")
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class Launch:
     """A validated launch: who, where, with which roles and services."""
 
     registration_id: int
+    registration_name: str
     deployment_pk: int
     issuer: str
     client_id: str
@@ -192,13 +207,14 @@ def begin_login(db: Session, settings: Settings, params: Mapping[str, str]) -> L
             "if the issuer has several client_ids, the platform must send client_id.",
         ) from exc
     assert conf.registration is not None and session.nonce and cookies.state
-    db.execute(
-        insert(LoginState).values(
-            state=cookies.state,
-            nonce=session.nonce,
-            registration_id=conf.registration.id,
-            expires_at=utcnow() + dt.timedelta(seconds=settings.state_ttl_seconds),
-        )
+    db.connection().execute(
+        _INSERT_STATE,
+        {
+            "state": cookies.state,
+            "nonce": session.nonce,
+            "registration_id": conf.registration.id,
+            "expires_at": utcnow() + dt.timedelta(seconds=settings.state_ttl_seconds),
+        },
     )
     return LoginRedirect(url=url, state=cookies.state)
 
@@ -206,12 +222,13 @@ def begin_login(db: Session, settings: Settings, params: Mapping[str, str]) -> L
 class _Launch(MessageLaunch[Any, DatabaseToolConf, Any, Any]):
     def __init__(self, request: _ParamsRequest, conf: DatabaseToolConf, *, db: Session, settings: Settings,
                  keys: PlatformKeys) -> None:
-        super().__init__(request, conf, session_service=_CapturingSession(), cookie_service=_CapturingCookies())
+        super().__init__(request, conf, session_service=_CapturingSession(), cookie_service=_CapturingCookies(),
+                         requests_session=keys.http)
         self._db = db
         self._settings = settings
         self._keys = keys
         self._state_row: Any = None
-        self.deployment: Deployment | None = None
+        self.deployment: Any = None
 
     def _get_request_param(self, key: str) -> str:
         return self._request.get_param(key)
@@ -222,10 +239,7 @@ class _Launch(MessageLaunch[Any, DatabaseToolConf, Any, Any]):
             raise LaunchError("The launch has no 'state'.", code="missing_state",
                               hint="Launches must come back from the platform's OIDC authorization endpoint.")
         # Consume first, check after: a state is single-use whatever the outcome.
-        row = self._db.execute(
-            delete(LoginState).where(LoginState.state == state)
-            .returning(LoginState.nonce, LoginState.registration_id, LoginState.expires_at)
-        ).first()
+        row = self._db.connection().execute(_CONSUME_STATE, {"state": state}).first()
         if row is None:
             raise LaunchError(
                 "This launch's login state is unknown or was already used (a replayed or duplicated launch).",
@@ -330,12 +344,10 @@ class _Launch(MessageLaunch[Any, DatabaseToolConf, Any, Any]):
         dep_id = self._get_jwt_body().get(c.DEPLOYMENT_ID)
         if not dep_id or not isinstance(dep_id, str):
             raise LaunchError("The id_token has no deployment_id.", code="missing_deployment_id")
-        dep = self._db.scalar(
-            select(Deployment).where(Deployment.registration_id == db_reg.id, Deployment.deployment_id == dep_id)
-        )
+        dep = self._db.connection().execute(_DEPLOYMENT, {"registration_id": db_reg.id, "deployment_id": dep_id}).first()
         if dep is None:
             status = "active" if self._settings.auto_activate_deployments else "pending"
-            dep = ensure_deployment(self._db, registration=db_reg, deployment_id=dep_id, status=status)
+            dep = ensure_deployment(self._db, registration_id=db_reg.id, deployment_id=dep_id, status=status)
         if dep.status != "active":
             raise DeploymentNotActive(
                 f"Deployment {dep_id!r} of {db_reg.name or db_reg.issuer} is {dep.status}.",
@@ -382,6 +394,7 @@ def validate_launch(db: Session, settings: Settings, params: Mapping[str, str], 
     presentation = body.get(c.LAUNCH_PRESENTATION) or {}
     return Launch(
         registration_id=reg.id,
+        registration_name=reg.name or reg.issuer,
         deployment_pk=dep.id,
         issuer=reg.issuer,
         client_id=reg.client_id,
@@ -412,4 +425,4 @@ def purge_expired_states(db: Session) -> int:
     return int(result.rowcount or 0)
 
 
-__all__ = ["Launch", "LoginRedirect", "begin_login", "validate_launch", "launch_url", "purge_expired_states", "Registration"]
+__all__ = ["Launch", "LoginRedirect", "begin_login", "validate_launch", "launch_url", "purge_expired_states"]

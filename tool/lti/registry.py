@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pylti1p3.deployment import Deployment as PyltiDeployment
 from pylti1p3.registration import Registration as PyltiRegistration
 from pylti1p3.tool_config import ToolConfAbstract
-from sqlalchemy import delete, select
+from sqlalchemy import Row, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from tool.clock import utcnow
@@ -21,6 +21,17 @@ def _check_url(field: str, value: str) -> None:
     parts = urlsplit(value or "")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RegistrationError(f"{field}: {value!r} is not an absolute http(s) URL", details={field: "not a URL"})
+
+
+_REG = Registration.__table__.c
+_REGISTRATION_ROW = select(Registration.__table__).where(
+    _REG.issuer == bindparam("issuer"), _REG.client_id == bindparam("client_id")
+)
+
+
+def registration_row(db: Session, *, issuer: str, client_id: str) -> Row[Any] | None:
+    """The registration (issuer, client_id) as a plain row: the launch hot path skips the ORM."""
+    return db.connection().execute(_REGISTRATION_ROW, {"issuer": issuer, "client_id": client_id}).first()
 
 
 def find_registration(db: Session, *, issuer: str, client_id: str) -> Registration | None:
@@ -72,17 +83,17 @@ def add_registration(
     reg.source = source
     db.flush()
     for dep_id in deployment_ids:
-        ensure_deployment(db, registration=reg, deployment_id=dep_id, status="active")
+        ensure_deployment(db, registration_id=reg.id, deployment_id=dep_id, status="active")
     return reg
 
 
-def ensure_deployment(db: Session, *, registration: Registration, deployment_id: str, status: str) -> Deployment:
+def ensure_deployment(db: Session, *, registration_id: int, deployment_id: str, status: str) -> Deployment:
     """Return the deployment, creating it with `status`; an existing one is activated if status is active."""
     dep = db.scalar(
-        select(Deployment).where(Deployment.registration_id == registration.id, Deployment.deployment_id == deployment_id)
+        select(Deployment).where(Deployment.registration_id == registration_id, Deployment.deployment_id == deployment_id)
     )
     if dep is None:
-        dep = Deployment(registration_id=registration.id, deployment_id=deployment_id, status=status)
+        dep = Deployment(registration_id=registration_id, deployment_id=deployment_id, status=status)
         if status == "active":
             dep.activated_at = utcnow()
         db.add(dep)
@@ -97,7 +108,7 @@ def set_deployment_status(db: Session, *, issuer: str, client_id: str, deploymen
     reg = find_registration(db, issuer=issuer, client_id=client_id)
     if reg is None:
         raise RegistrationError(f"no registration for issuer {issuer!r} and client_id {client_id!r}")
-    dep = ensure_deployment(db, registration=reg, deployment_id=deployment_id, status=status)
+    dep = ensure_deployment(db, registration_id=reg.id, deployment_id=deployment_id, status=status)
     dep.status = status
     if status == "active" and dep.activated_at is None:
         dep.activated_at = utcnow()
@@ -130,7 +141,7 @@ def import_static_platforms(db: Session, settings: Settings) -> int:
     return len(settings.platforms)
 
 
-def to_pylti_registration(reg: Registration) -> PyltiRegistration:
+def to_pylti_registration(reg: Registration | Row[Any]) -> PyltiRegistration:
     """pylti1p3's view of a registration (the tool's keys are ours, not its)."""
     return (
         PyltiRegistration()
@@ -164,13 +175,13 @@ class DatabaseToolConf(ToolConfAbstract[Any]):
         regs = registrations_of_issuer(self.db, iss)
         if len(regs) != 1:
             return None  # type: ignore[return-value]  # pylti1p3 treats None as "not found"
-        self.registration = regs[0]
+        self.registration = registration_row(self.db, issuer=iss, client_id=regs[0].client_id)
         return to_pylti_registration(regs[0])
 
     def find_registration_by_params(self, iss: str, client_id: str, *args: Any, **kwargs: Any) -> PyltiRegistration:
         if not client_id:
             return self.find_registration_by_issuer(iss)
-        reg = find_registration(self.db, issuer=iss, client_id=client_id)
+        reg = registration_row(self.db, issuer=iss, client_id=client_id)
         self.registration = reg
         return to_pylti_registration(reg) if reg else None  # type: ignore[return-value]
 
@@ -180,7 +191,7 @@ class DatabaseToolConf(ToolConfAbstract[Any]):
     def find_deployment_by_params(
         self, iss: str, deployment_id: str, client_id: str, *args: Any, **kwargs: Any
     ) -> PyltiDeployment | None:
-        reg = find_registration(self.db, issuer=iss, client_id=client_id)
+        reg = registration_row(self.db, issuer=iss, client_id=client_id)
         if reg is None:
             return None
         dep = self.db.scalar(

@@ -8,11 +8,15 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+
+
 from tool.clock import utcnow
 from tool.db import upsert
 from tool.lti.claims import Role
 from tool.lti.launch import Launch
 from tool.lti.models import Course, LaunchRecord, Membership, Offering, Person
+
+_INSERT_RECORD = insert(LaunchRecord.__table__)
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,11 @@ def record_launch(db: Session, launch: Launch) -> LaunchContext:
         conflict=("course_id", "person_id"),
         update=("roles", "lti_roles", "status", "last_launch_at", "updated_at"),
     )
-    db.execute(
-        insert(LaunchRecord).values(
-            at=now, outcome="accepted", code="ok", reason="", issuer=launch.issuer, client_id=launch.client_id,
-            deployment_id=launch.deployment_id, sub=launch.sub, extra={"roles": [r.value for r in launch.roles]},
-        )
+    db.connection().execute(
+        _INSERT_RECORD,
+        {"at": now, "outcome": "accepted", "code": "ok", "reason": "", "issuer": launch.issuer,
+         "client_id": launch.client_id, "deployment_id": launch.deployment_id, "sub": launch.sub,
+         "extra": {"roles": [r.value for r in launch.roles]}},
     )
     return LaunchContext(
         registration_id=launch.registration_id, person_id=person_id, course_id=course_id,
@@ -114,12 +118,11 @@ def record_refusal(db: Session, *, code: str, reason: str, claims: dict[str, Any
     """Keep a refused launch with its reason for the admin console."""
     claims = claims or {}
     aud = claims.get("aud")
-    db.execute(
-        insert(LaunchRecord).values(
-            at=utcnow(), outcome="refused", code=code, reason=reason[:2000],
-            issuer=str(claims.get("iss") or "")[:500],
-            client_id=str(aud[0] if isinstance(aud, list) and aud else aud or "")[:255],
-            deployment_id=str(claims.get("https://purl.imsglobal.org/spec/lti/claim/deployment_id") or "")[:255],
-            sub=str(claims.get("sub") or "")[:255], extra={},
-        )
+    db.connection().execute(
+        _INSERT_RECORD,
+        {"at": utcnow(), "outcome": "refused", "code": code, "reason": reason[:2000],
+         "issuer": str(claims.get("iss") or "")[:500],
+         "client_id": str(aud[0] if isinstance(aud, list) and aud else aud or "")[:255],
+         "deployment_id": str(claims.get("https://purl.imsglobal.org/spec/lti/claim/deployment_id") or "")[:255],
+         "sub": str(claims.get("sub") or "")[:255], "extra": {}},
     )

@@ -6,14 +6,14 @@ import logging
 from typing import Any
 
 import jwt
-from flask import Blueprint, jsonify, redirect, request
+from flask import Blueprint, jsonify, redirect, render_template, request
 
 from tool.errors import LaunchError
 from tool.lti.launch import begin_login, validate_launch
 from tool.lti.service import record_launch, record_refusal
 from tool.web.app import get_db, get_services
 from tool.web.auth import issue_token
-from tool.web.pages import render_landing
+from tool.web.pages import LandingView, landing_context
 
 bp = Blueprint("lti", __name__)
 log = logging.getLogger("tool.lti")
@@ -62,9 +62,10 @@ def launch() -> Any:
         record_refusal(db, code=exc.code, reason=exc.message, claims=unverified)
         db.commit()
         raise
-    db.commit()
     token = issue_token(svc.session_secret, ctx, ttl=svc.settings.session_ttl_seconds)
-    return render_landing(db, ctx, token)
+    template, context = landing_context(db, LandingView.from_launch(launch, ctx), token)
+    db.commit()  # one transaction per launch; the page is rendered after it is durable
+    return render_template(template, **context)
 
 
 @bp.get("/.well-known/jwks.json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, render_template
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from tool.errors import Forbidden, NotFound
 from tool.lti.claims import Role, is_staff
-from tool.lti.launch import launch_url
+from tool.lti.launch import Launch, launch_url
 from tool.lti.models import Course, Membership, Offering, Person, Registration
 from tool.lti.service import LaunchContext
 from tool.web.app import get_db, get_services
@@ -33,30 +34,69 @@ def _roster(db: Session, course_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def render_landing(db: Session, ctx: LaunchContext, token: str) -> Any:
-    """The page a launch or a later visit lands on, by role."""
-    offering = db.get(Offering, ctx.offering_id)
-    course = db.get(Course, ctx.course_id)
-    person = db.get(Person, ctx.person_id)
-    if offering is None or course is None or person is None or offering.course_id != course.id:
-        raise NotFound("This course or placement no longer exists in Tally.")
-    common = {"token": token, "offering": offering, "course": course, "person": person,
-              "roles": [r.value for r in ctx.roles]}
-    if is_staff(ctx.roles):
-        roster = _roster(db, course.id)
-        students = [p for p in roster if Role.STUDENT.value in p["roles"]]
-        staff = [p for p in roster if Role.STUDENT.value not in p["roles"]]
+SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+
+
+@dataclass(frozen=True)
+class LandingView:
+    """What the landing page shows about the session's course and placement."""
+
+    ctx: LaunchContext
+    offering_title: str
+    course_title: str
+    course_label: str
+    person_name: str
+    person_email: str
+    registration_name: str
+    has_ags: bool
+    can_manage_columns: bool
+    has_nrps: bool
+
+    @classmethod
+    def from_launch(cls, launch: Launch, ctx: LaunchContext) -> "LandingView":
+        """Straight from the launch: no query needed."""
+        ags = launch.ags or {}
+        scopes = ags.get("scope") if isinstance(ags.get("scope"), list) else []
+        return cls(
+            ctx=ctx, offering_title=launch.resource_link_title or launch.context_title or "Tally",
+            course_title=launch.context_title or launch.context_label or launch.context_id,
+            course_label=launch.context_label, person_name=launch.name, person_email=launch.email,
+            registration_name=launch.registration_name,
+            has_ags=bool(ags.get("lineitems") or ags.get("lineitem")), can_manage_columns=SCOPE_LINEITEM in scopes,
+            has_nrps=bool(launch.nrps_url),
+        )
+
+    @classmethod
+    def from_db(cls, db: Session, ctx: LaunchContext) -> "LandingView":
+        """For a later visit: read what the latest launch stored."""
+        offering = db.get(Offering, ctx.offering_id)
+        course = db.get(Course, ctx.course_id)
+        person = db.get(Person, ctx.person_id)
         registration = db.get(Registration, ctx.registration_id)
-        return render_template(
-            "teacher_offering.html", **common, students=students, staff=staff, registration=registration,
+        if offering is None or course is None or person is None or registration is None or offering.course_id != course.id:
+            raise NotFound("This course or placement no longer exists in Tally.")
+        return cls(
+            ctx=ctx, offering_title=offering.title, course_title=course.title, course_label=course.label,
+            person_name=person.name, person_email=person.email,
+            registration_name=registration.name or registration.issuer,
             has_ags=bool(offering.ags_lineitems_url or offering.ags_lineitem_url),
-            can_manage_columns="https://purl.imsglobal.org/spec/lti-ags/scope/lineitem" in (offering.ags_scopes or []),
+            can_manage_columns=SCOPE_LINEITEM in (offering.ags_scopes or []),
             has_nrps=bool(offering.nrps_url or course.nrps_url),
         )
-    if Role.STUDENT in ctx.roles:
-        return render_template("student_home.html", **common)
+
+
+def landing_context(db: Session, view: LandingView, token: str) -> tuple[str, dict[str, Any]]:
+    """The template and its variables for a landing page, by role (queries the roster for staff)."""
+    common: dict[str, Any] = {"token": token, "view": view, "roles": [r.value for r in view.ctx.roles]}
+    if is_staff(view.ctx.roles):
+        roster = _roster(db, view.ctx.course_id)
+        common["students"] = [p for p in roster if Role.STUDENT.value in p["roles"]]
+        common["staff"] = [p for p in roster if Role.STUDENT.value not in p["roles"]]
+        return "teacher_offering.html", common
+    if Role.STUDENT in view.ctx.roles:
+        return "student_home.html", common
     # The launch itself was valid (a mentor, an unknown role): a page, not an error status.
-    return render_template("no_access.html", **common)
+    return "no_access.html", common
 
 
 @bp.get("/")
@@ -83,7 +123,9 @@ def offering_page(offering_id: int) -> Any:
     s = current_session()
     if offering_id != s.offering_id:
         raise Forbidden("This session belongs to another placement. Open Tally from that course.")
-    return render_landing(get_db(), s.to_context(), g.tally_token)
+    db = get_db()
+    template, context = landing_context(db, LandingView.from_db(db, s.to_context()), g.tally_token)
+    return render_template(template, **context)
 
 
 @bp.get("/healthz")
