@@ -1,0 +1,89 @@
+"""The sandbox LMS as a Flask app: a small real LTI 1.3 platform imitating Moodle 4.5 or Canvas.
+
+Endpoints (Moodle mode | Canvas mode; see paths.py):
+
+    GET  /                                   launch page: course, links, people, the tool in an iframe
+    POST /launch                             starts a login initiation (user_id, resource_link_id)
+    GET  /gradebook                          line items x users, and every score post with its answer
+    GET  /.well-known/openid-configuration   platform discovery
+    GET  /mod/lti/certs.php | /api/lti/security/jwks                     platform JWKS
+    GET, POST /mod/lti/auth.php | /api/lti/authorize_redirect           OIDC authorization
+    POST /mod/lti/token.php | /login/oauth2/token                        client-credentials tokens
+    GET, POST /mod/lti/services.php/<ctx>/lineitems?type_id=1 | /api/lti/courses/<ctx>/line_items
+    GET, PUT, DELETE …/lineitems/<id>/lineitem?type_id=1 | …/line_items/<id>
+    POST …/lineitems/<id>/lineitem/scores?type_id=1 | …/line_items/<id>/scores
+    GET  …/lineitems/<id>/lineitem/results?type_id=1 | …/line_items/<id>/results
+    GET  /mod/lti/services.php/CourseSection/<ctx>/bindings/<type_id>/memberships
+         | /api/lti/courses/<ctx>/names_and_roles
+
+Each concept registers its own routes (`oidc`, `tokens`, `ags`, `nrps`); Dynamic Registration
+and Deep Linking will be further modules with a `register(app, platform)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, Response, render_template, request
+
+from tool.sandbox import ags, nrps, oidc, tokens
+from tool.sandbox.config import SandboxConfig
+from tool.sandbox.platform import Platform
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+def register_pages(app: Flask, platform: Platform) -> None:
+    """Add the human pages: launch page, launch start, gradebook."""
+
+    def index() -> str:
+        return render_template("sandbox/index.html", platform=platform,
+                               users=list(platform.users.values()),
+                               links=list(platform.resource_links.values()),
+                               selected_link=request.args.get("resource_link_id", "rl-1"))
+
+    def launch() -> Response | tuple[str, int]:
+        user_id = request.form.get("user_id", "")
+        link_id = request.form.get("resource_link_id", "rl-1")
+        if user_id not in platform.users or link_id not in platform.resource_links:
+            return render_template("sandbox/error.html", platform=platform,
+                                   problem="Unknown user or resource link"), 400
+        params = platform.login_params(user_id, link_id)
+        html = render_template(
+            "sandbox/autopost.html",
+            platform=platform,
+            title=f"Launching the tool as {platform.users[user_id].name}",
+            action=platform.config.tool_login_url,
+            # Moodle POSTs the login initiation; Canvas sends a GET with a query.
+            method="post" if platform.mode == "moodle" else "get",
+            fields=params,
+        )
+        return Response(html, content_type="text/html; charset=utf-8")
+
+    def gradebook() -> str:
+        store = platform.store
+        with store.lock:
+            items = sorted(store.line_items.values(), key=lambda li: li.id)
+            results = dict(store.results)
+            posts = list(reversed(store.score_posts))
+        students = [u for u in platform.users.values() if u.kind == "student" or
+                    any(key[1] == u.id for key in results)]
+        return render_template("sandbox/gradebook.html", platform=platform, items=items, results=results,
+                               students=students, posts=posts)
+
+    app.add_url_rule("/", "index", index)
+    app.add_url_rule("/launch", "launch", launch, methods=["POST"])
+    app.add_url_rule("/gradebook", "gradebook", gradebook)
+
+
+def create_sandbox_app(config: SandboxConfig) -> Flask:
+    """Build the sandbox platform app; `app.extensions["sandbox"]` is its Platform."""
+    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=None)
+    platform = Platform(config)
+    app.extensions["sandbox"] = platform
+    register_pages(app, platform)
+    oidc.register(app, platform)
+    tokens.register(app, platform)
+    ags.register(app, platform)
+    nrps.register(app, platform)
+    return app

@@ -1,0 +1,313 @@
+"""The platform itself: its key, its people and course, login initiation, id_token claims, signing.
+
+A `Platform` is the object behind the sandbox app (`app.extensions["sandbox"]`). Tests use it
+directly to craft good and bad launches and to turn the fault knobs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tool.lti.keys import public_jwk, thumbprint
+from tool.sandbox import seed
+from tool.sandbox.config import SandboxConfig
+from tool.sandbox.faults import Faults
+from tool.sandbox.paths import Paths
+from tool.sandbox.store import Course, ResourceLink, SandboxUser, Store
+from tool.sandbox.tokens import (
+    SCOPE_LINEITEM,
+    SCOPE_LINEITEM_READONLY,
+    SCOPE_RESULT_READONLY,
+    SCOPE_SCORE,
+    TokenService,
+)
+
+LTI = "https://purl.imsglobal.org/spec/lti/claim/"
+AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+HINT_LIFETIME = 600
+
+# Loading a PEM checks the RSA key (~0.1 s); tests start a sandbox per test with the same file.
+_loaded_keys: dict[tuple[str, float, int], rsa.RSAPrivateKey] = {}
+
+
+def load_or_create_key(path: Path | None) -> rsa.RSAPrivateKey:
+    """The platform's RSA key: read from `path`, or generated (and written there when given)."""
+    if path is not None and path.exists():
+        stat = path.stat()
+        cache_key = (str(path.resolve()), stat.st_mtime, stat.st_size)
+        if cache_key not in _loaded_keys:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            if not isinstance(key, rsa.RSAPrivateKey):
+                raise ValueError(f"{path}: not an RSA private key")
+            _loaded_keys[cache_key] = key
+        return _loaded_keys[cache_key]
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+    return key
+
+
+@dataclass(frozen=True)
+class MessageHint:
+    """A login initiation in flight: who launches which link; usable once."""
+
+    value: str
+    user_id: str
+    resource_link_id: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Launch:
+    """An id_token the platform handed to the tool (shown on the launch page)."""
+
+    user_id: str
+    resource_link_id: str
+    at: dt.datetime
+
+
+class Platform:
+    """One sandbox LTI 1.3 platform in `moodle` or `canvas` mode."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.mode = config.mode
+        self.issuer = config.effective_issuer
+        self.client_id = config.client_id
+        self.deployment_id = config.deployment_id
+        self.private_key = load_or_create_key(config.key_path)
+        self.kid = thumbprint(self.private_key.public_key())
+        self.course: Course = seed.COURSE
+        self.resource_links: dict[str, ResourceLink] = {rl.id: rl for rl in seed.RESOURCE_LINKS}
+        self.users: dict[str, SandboxUser] = seed.seed_users(self.mode)
+        self._user_count = len(self.users)
+        self.store = Store()
+        self.store.add_line_item(**seed.SEED_LINE_ITEM, created_by_tool=False)
+        self.faults = Faults()
+        self.paths = Paths(config.base_url, self.mode, self.course.id, self.deployment_id)
+        self.clock_offset = 0.0
+        self.tokens = TokenService(
+            client_id=self.client_id,
+            audiences=[self.paths.token_url, self.issuer],
+            tool_jwks_url=config.tool_jwks_url,
+            clock=self.epoch,
+        )
+        self.launches: list[Launch] = []
+        self._hints: dict[str, MessageHint] = {}
+        self._lock = threading.Lock()
+
+    # -- time ------------------------------------------------------------------------------
+
+    def epoch(self) -> float:
+        """Seconds since the epoch on the platform's clock."""
+        return time.time() + self.clock_offset
+
+    def now(self) -> dt.datetime:
+        """The platform's current time (aware UTC)."""
+        return dt.datetime.fromtimestamp(self.epoch(), dt.timezone.utc)
+
+    def shift_clock(self, seconds: float) -> None:
+        """Move the platform's clock (tests of expiry and of future-dated scores)."""
+        self.clock_offset += seconds
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def jwks(self) -> dict[str, Any]:
+        """The platform's JSON Web Key Set."""
+        jwk = {**public_jwk(self.private_key.public_key()), "kid": self.kid, "alg": "RS256", "use": "sig"}
+        return {"keys": [jwk]}
+
+    def sign(
+        self,
+        claims: dict[str, Any],
+        *,
+        headers: dict[str, Any] | None = None,
+        key: Any = None,
+        algorithm: str = "RS256",
+    ) -> str:
+        """Sign claims as a JWT (default: the platform key and its kid)."""
+        merged = {"kid": self.kid, **(headers or {})} if key is None else dict(headers or {})
+        return jwt.encode(claims, key if key is not None else self.private_key, algorithm=algorithm, headers=merged)
+
+    # -- people ----------------------------------------------------------------------------
+
+    def user(self, user_id: str) -> SandboxUser:
+        """A user by `sub`; KeyError when unknown."""
+        return self.users[user_id]
+
+    def users_of_kind(self, kind: str) -> list[SandboxUser]:
+        """The users of one kind ("teacher", "ta", "student", "admin"), in seed order."""
+        return [u for u in self.users.values() if u.kind == kind]
+
+    @property
+    def teacher(self) -> SandboxUser:
+        """The seeded teacher."""
+        return self.users_of_kind("teacher")[0]
+
+    @property
+    def students(self) -> list[SandboxUser]:
+        """Every student, enrolled or not."""
+        return self.users_of_kind("student")
+
+    def add_students(self, n: int) -> list[SandboxUser]:
+        """Enrol `n` generated students (roster and paging tests)."""
+        added = []
+        with self._lock:
+            for _ in range(n):
+                user = seed.extra_student(self._user_count, self.mode)
+                self._user_count += 1
+                self.users[user.id] = user
+                added.append(user)
+        return added
+
+    def unenroll(self, user_id: str) -> None:
+        """Take a user out of the course: no longer in NRPS, scores refused."""
+        self.users[user_id].enrolled = False
+
+    def set_kind(self, user_id: str, kind: str) -> None:
+        """Change what a user is in the course (e.g. a student who became a TA)."""
+        user = self.users[user_id]
+        user.kind = kind
+        user.roles = seed.roles_for(kind, self.mode)
+
+    def set_member_status(self, user_id: str, status: str) -> None:
+        """Set a member's NRPS status: Active, Inactive or Deleted."""
+        if status not in ("Active", "Inactive", "Deleted"):
+            raise ValueError("status must be Active, Inactive or Deleted")
+        self.users[user_id].status = status
+
+    def mark_deleted(self, user_id: str) -> None:
+        """Show a member as Deleted in NRPS (and refuse their scores)."""
+        self.set_member_status(user_id, "Deleted")
+
+    # -- launches --------------------------------------------------------------------------
+
+    def login_params(self, user_id: str, resource_link_id: str = "rl-1") -> dict[str, str]:
+        """The login-initiation fields exactly as the mode sends them, with a fresh one-time hint."""
+        user = self.users[user_id]
+        link = self.resource_links[resource_link_id]
+        expires_at = self.epoch() + HINT_LIFETIME
+        if self.mode == "moodle":
+            # Moodle 4.x: JSON with the course module id and a launch id kept in the session.
+            value = json.dumps({"cmid": link.id, "launchid": "ltilaunch_" + secrets.token_hex(8)})
+        else:
+            # Canvas: a signed, opaque JWT.
+            value = self.sign({"verifier": secrets.token_hex(16), "canvas_domain": self.config.base_url,
+                               "context_type": "Course", "context_id": self.course.id,
+                               "exp": int(expires_at)})
+        with self._lock:
+            self._hints = {k: h for k, h in self._hints.items() if h.expires_at > self.epoch()}
+            self._hints[value] = MessageHint(value, user.id, link.id, expires_at)
+        params = {
+            "iss": self.issuer,
+            "login_hint": user.id,
+            "target_link_uri": self.config.tool_launch_url,
+            "lti_message_hint": value,
+            "client_id": self.client_id,
+            "lti_deployment_id": self.deployment_id,
+        }
+        if self.mode == "canvas":
+            # Canvas offers platform storage (postMessage) for tools that cannot set cookies.
+            params["lti_storage_target"] = "post_message_forwarding"
+        return params
+
+    def consume_hint(self, value: str) -> MessageHint | None:
+        """Use a message hint once; None when unknown, expired or already used."""
+        with self._lock:
+            hint = self._hints.pop(value, None)
+        if hint is None or hint.expires_at <= self.epoch():
+            return None
+        return hint
+
+    def redirect_uris(self) -> list[str]:
+        """The tool's registered redirect URIs."""
+        uris = [self.config.tool_launch_url]
+        if self.config.tool_deep_link_url:
+            uris.append(self.config.tool_deep_link_url)
+        return uris
+
+    def id_token_claims(self, user_id: str, *, nonce: str, resource_link_id: str = "rl-1") -> dict[str, Any]:
+        """The full claim set of a resource link launch."""
+        user = self.users[user_id]
+        link = self.resource_links[resource_link_id]
+        now = int(self.epoch())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.client_id,
+            "azp": self.client_id,
+            "sub": user.id,
+            "iat": now,
+            "exp": now + self.config.id_token_lifetime,
+            "nonce": nonce,
+            "name": user.name,
+            "given_name": user.given_name,
+            "family_name": user.family_name,
+            "email": user.email,
+            LTI + "message_type": "LtiResourceLinkRequest",
+            LTI + "version": "1.3.0",
+            LTI + "deployment_id": self.deployment_id,
+            LTI + "target_link_uri": self.config.tool_launch_url,
+            LTI + "resource_link": {"id": link.id, "title": link.title, "description": link.description},
+            LTI + "roles": list(user.roles),
+            LTI + "context": {"id": self.course.id, "label": self.course.label, "title": self.course.title,
+                              "type": [self.course.type]},
+            LTI + "tool_platform": {
+                "guid": self.issuer,
+                "name": "Tally sandbox (%s)" % self.mode,
+                "product_family_code": self.mode,
+                "version": "4.5.6" if self.mode == "moodle" else "cloud",
+            },
+            LTI + "launch_presentation": {
+                "locale": "en",
+                "document_target": "iframe",
+                "return_url": self.config.base_url + "/",
+            },
+            LTI + "custom": {},
+            AGS_CLAIM: self.ags_claim(resource_link_id),
+            NRPS_CLAIM: {"context_memberships_url": self.paths.memberships_url, "service_versions": ["2.0"]},
+        }
+        return claims
+
+    def ags_claim(self, resource_link_id: str) -> dict[str, Any]:
+        """The AGS endpoint claim; `lineitem` only when the link has exactly one line item."""
+        claim: dict[str, Any] = {
+            "scope": [SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY, SCOPE_SCORE],
+            "lineitems": self.paths.lineitems_url,
+        }
+        items = self.store.line_items_of(resource_link_id)
+        if len(items) == 1:
+            claim["lineitem"] = self.paths.lineitem_url(items[0].id)
+        return claim
+
+    def id_token(self, user_id: str, *, nonce: str, resource_link_id: str = "rl-1") -> str:
+        """A signed id_token for a launch (and remember the launch)."""
+        token = self.sign(self.id_token_claims(user_id, nonce=nonce, resource_link_id=resource_link_id))
+        with self._lock:
+            self.launches.append(Launch(user_id, resource_link_id, self.now()))
+        return token
+
+    # -- counters --------------------------------------------------------------------------
+
+    @property
+    def token_requests(self) -> int:
+        """How many times the token endpoint was called."""
+        return self.tokens.requests

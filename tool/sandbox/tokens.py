@@ -1,0 +1,219 @@
+"""The OAuth 2 token endpoint (client credentials with a JWT client assertion) and access tokens.
+
+The tool proves itself with a JWT signed by a key its JWKS serves (fetched over HTTP from
+`tool_jwks_url`, cached, refetched when an unknown `kid` shows up). Moodle answers 400
+`"kid" invalid` when the assertion's kid is not in that JWKS.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jwt
+import requests
+from flask import Flask, Response, jsonify, request
+
+from tool.sandbox.errors import ServiceError, reason_phrase
+from tool.sandbox.guard import refusal_before_call
+
+if TYPE_CHECKING:
+    from tool.sandbox.platform import Platform
+
+AGS = "https://purl.imsglobal.org/spec/lti-ags/scope/"
+SCOPE_LINEITEM = AGS + "lineitem"
+SCOPE_LINEITEM_READONLY = AGS + "lineitem.readonly"
+SCOPE_RESULT_READONLY = AGS + "result.readonly"
+SCOPE_SCORE = AGS + "score"
+SCOPE_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+SERVICE_SCOPES = (SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY, SCOPE_SCORE, SCOPE_NRPS)
+
+GRANT_TYPE = "client_credentials"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+TOKEN_LIFETIME = 3600
+ASSERTION_LEEWAY = 5
+
+
+class TokenError(Exception):
+    """A refused token request: an OAuth 2 error code and a description."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A bearer token the platform issued."""
+
+    value: str
+    scopes: frozenset[str]
+    expires_at: float
+    client_id: str
+
+
+class TokenService:
+    """Issues access tokens for client assertions and checks them on every service call."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        audiences: Iterable[str],
+        tool_jwks_url: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self.client_id = client_id
+        self.audiences = list(audiences)
+        self.tool_jwks_url = tool_jwks_url
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens: dict[str, AccessToken] = {}
+        self._seen_jti: dict[str, float] = {}
+        self._tool_keys: dict[str, dict[str, Any]] = {}
+        self.requests = 0  # every call of the token endpoint (tests check that tools cache tokens)
+        self.issued = 0
+        self.jwks_fetches = 0
+
+    # -- the tool's JWKS -------------------------------------------------------------------
+
+    def _fetch_tool_jwks(self) -> None:
+        try:
+            answer = requests.get(self.tool_jwks_url, timeout=5, headers={"Accept": "application/json"})
+            answer.raise_for_status()
+            keys = answer.json().get("keys", [])
+        except (requests.RequestException, ValueError, AttributeError) as exc:
+            raise TokenError("invalid_client", f"could not fetch the tool JWKS: {exc}") from exc
+        with self._lock:
+            self.jwks_fetches += 1
+            self._tool_keys = {k["kid"]: k for k in keys if isinstance(k, dict) and "kid" in k}
+
+    def _tool_key(self, kid: str) -> Any:
+        if kid not in self._tool_keys:
+            self._fetch_tool_jwks()  # refetch on an unknown kid: the tool may have rotated
+        jwk = self._tool_keys.get(kid)
+        if jwk is None:
+            raise TokenError("invalid_client", '"kid" invalid')  # Moodle's exact words
+        try:
+            return jwt.PyJWK(jwk).key
+        except jwt.PyJWTError as exc:
+            raise TokenError("invalid_client", f"unusable key in the tool JWKS: {exc}") from exc
+
+    # -- issuing ---------------------------------------------------------------------------
+
+    def count_request(self) -> None:
+        """Count one call of the token endpoint, answered or not."""
+        with self._lock:
+            self.requests += 1
+
+    def issue(self, form: dict[str, str]) -> dict[str, Any]:
+        """Check a token request's form fields and answer the token response."""
+        if form.get("grant_type") != GRANT_TYPE:
+            raise TokenError("unsupported_grant_type", "grant_type must be client_credentials")
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise TokenError("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}")
+        assertion = form.get("client_assertion")
+        if not assertion:
+            raise TokenError("invalid_request", "client_assertion is missing")
+        claims = self._verify_assertion(assertion)
+        requested = form.get("scope", "").split()
+        granted = [s for s in requested if s in SERVICE_SCOPES]
+        if not granted:
+            raise TokenError("invalid_scope", "no AGS or NRPS scope requested")
+        token = AccessToken(
+            value=secrets.token_urlsafe(32),
+            scopes=frozenset(granted),
+            expires_at=self._clock() + TOKEN_LIFETIME,
+            client_id=claims["sub"],
+        )
+        with self._lock:
+            self._tokens[token.value] = token
+            self.issued += 1
+        return {"access_token": token.value, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME,
+                "scope": " ".join(granted)}
+
+    def _verify_assertion(self, assertion: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.PyJWTError as exc:
+            raise TokenError("invalid_request", f"client_assertion is not a JWT: {exc}") from exc
+        if header.get("alg") != "RS256":
+            raise TokenError("invalid_client", "client_assertion must be signed with RS256")
+        kid = header.get("kid")
+        if not kid:
+            raise TokenError("invalid_client", '"kid" empty')
+        key = self._tool_key(kid)
+        try:
+            claims = jwt.decode(
+                assertion,
+                key,
+                algorithms=["RS256"],
+                audience=self.audiences,  # the token URL; the issuer is accepted too
+                issuer=self.client_id,
+                leeway=ASSERTION_LEEWAY,
+                options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
+            )
+        except jwt.InvalidAudienceError as exc:
+            raise TokenError("invalid_client", f"client_assertion aud is not the token endpoint: {exc}") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenError("invalid_client", f"client_assertion refused: {exc}") from exc
+        if claims["sub"] != self.client_id:
+            raise TokenError("invalid_client", "client_assertion sub must be the client_id")
+        now = time.time()
+        with self._lock:
+            self._seen_jti = {j: exp for j, exp in self._seen_jti.items() if exp + ASSERTION_LEEWAY > now}
+            if claims["jti"] in self._seen_jti:
+                raise TokenError("invalid_client", "client_assertion jti was already used")
+            self._seen_jti[claims["jti"]] = float(claims["exp"])
+        return claims
+
+    # -- checking --------------------------------------------------------------------------
+
+    def authorize(self, authorization: str | None, accepted_scopes: Iterable[str]) -> AccessToken:
+        """The token behind an Authorization header, if it covers one of the accepted scopes."""
+        if not authorization or not authorization.startswith("Bearer "):
+            raise ServiceError(401, "Missing or malformed access token")
+        with self._lock:
+            token = self._tokens.get(authorization[len("Bearer "):].strip())
+        if token is None:
+            raise ServiceError(401, "Invalid access token")
+        if token.expires_at <= self._clock():
+            raise ServiceError(401, "Access token expired")
+        if not token.scopes.intersection(accepted_scopes):
+            raise ServiceError(403, "Access token does not cover this call")
+        return token
+
+    def expire_all(self) -> None:
+        """Make every issued token expired (tests of the tool's token refresh)."""
+        with self._lock:
+            self._tokens = {
+                v: AccessToken(t.value, t.scopes, 0.0, t.client_id) for v, t in self._tokens.items()
+            }
+
+
+
+def register(app: Flask, platform: Platform) -> None:
+    """Add the token endpoint to the sandbox app."""
+
+    def token() -> Response:
+        platform.tokens.count_request()
+        refusal = refusal_before_call(platform, "token")
+        if refusal is not None:
+            return refusal
+        try:
+            return jsonify(platform.tokens.issue(request.form.to_dict()))
+        except TokenError as exc:
+            response = jsonify({"error": exc.error, "error_description": exc.description})
+            response.status_code = exc.status
+            if platform.mode == "moodle":
+                # Moodle's status line carries the detail too: `400 "kid" invalid`.
+                response.status = f"{exc.status} {reason_phrase(exc.description)}"
+            return response
+
+    app.add_url_rule(platform.paths.token_rule, "token", token, methods=["POST"])
