@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 04:28:24.744669
+Create Date: 2026-11-22
 """
 
 from alembic import op

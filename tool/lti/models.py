@@ -92,6 +92,7 @@ class Course(Base):
     title: Mapped[str] = mapped_column(String(500), default="")
     label: Mapped[str] = mapped_column(String(255), default="")
     nrps_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    roster_synced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -126,7 +127,8 @@ class Membership(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
     roles: Mapped[str] = mapped_column(String(200), default="")  # comma-separated Tally roles
     lti_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(20), default="active")  # active | deleted
+    # active | inactive (left the LMS roster) | deleted (NRPS said so); entries stay either way.
+    status: Mapped[str] = mapped_column(String(20), default="active")
     last_launch_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
