@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tool.errors import ConfigError
 
@@ -45,7 +45,8 @@ class Settings(BaseModel):
     database_url: str = "sqlite:///var/tally.db"
     secret_key: str = ""
     secret_key_file: str = "keys/session.secret"
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Empty: http://<host>:<port>, so TOOL_PORT alone moves everything (make run).
+    public_base_url: str = ""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     keys_dir: str = "keys"
@@ -80,9 +81,15 @@ class Settings(BaseModel):
     @field_validator("public_base_url")
     @classmethod
     def _absolute_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+        if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _default_base_url(self) -> "Settings":
+        if not self.public_base_url:
+            object.__setattr__(self, "public_base_url", f"http://{self.host}:{self.port}")
+        return self
 
     def path(self, relative: str) -> Path:
         """Resolve a configured path against the project root."""

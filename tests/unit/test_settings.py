@@ -77,3 +77,9 @@ def test_a_missing_session_secret_says_how_to_make_one(tmp_path: Path) -> None:
     s = load_settings({}, config_dir=tmp_path, overrides={"secret_key_file": str(tmp_path / "none")})
     with pytest.raises(ConfigError, match="keys generate"):
         s.session_secret()
+
+
+def test_the_public_base_url_follows_the_port_unless_set(tmp_path: Path) -> None:
+    assert load_settings({"TOOL_PORT": "8100"}, config_dir=tmp_path).public_base_url == "http://127.0.0.1:8100"
+    s = load_settings({"TOOL_PORT": "8100", "TOOL_PUBLIC_BASE_URL": "https://tally.example.edu/"}, config_dir=tmp_path)
+    assert s.public_base_url == "https://tally.example.edu"
