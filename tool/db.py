@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from decimal import Decimal
+
+from sqlalchemy import DateTime, Engine, Integer, MetaData, Numeric, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -49,6 +51,38 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.timezone.utc)
         return value.astimezone(dt.timezone.utc)
+
+
+class Points(TypeDecorator[Decimal]):
+    """A Decimal with two places (DECIMAL(6,2) on PostgreSQL).
+
+    SQLite has no decimal type: it would store floats and sum them inexactly, so there the
+    column holds integer hundredths. Either way Python sees an exact Decimal, sums included.
+    """
+
+    impl = Numeric(6, 2)
+    cache_ok = True
+    _CENT = Decimal("0.01")
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Integer())
+        return dialect.type_descriptor(Numeric(6, 2, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        value = Decimal(value)
+        if dialect.name == "sqlite":
+            return int((value * 100).to_integral_value())
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return (Decimal(int(value)) / 100).quantize(self._CENT)
+        return Decimal(value).quantize(self._CENT)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -124,7 +124,8 @@ class Stack:
 
     def api(self, token: str, path: str, method: str = "GET", **kw: Any) -> requests.Response:
         """Call the tool's JSON API with a session token."""
-        return no_cookies().request(method, self.tool_url + path, headers={"Authorization": f"Bearer {token}"}, **kw)
+        headers = kw.pop("headers", None) or {"Authorization": f"Bearer {token}"}
+        return no_cookies().request(method, self.tool_url + path, headers=headers, **kw)
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tool.clock import utcnow
-from tool.db import Base, UTCDateTime
+from tool.db import Base, Points, UTCDateTime
 
 TYPE_CODES = ("SEMINAR", "EXAM", "COURSEWORK", "HOMEWORK", "OTHER", "CUSTOM")
 STATUSES = ("ACTIVE", "VOIDED")
@@ -29,20 +29,23 @@ class GradeEntry(Base):
             name="type_label_iff_custom",
         ),
         CheckConstraint("status IN ('ACTIVE', 'VOIDED')", name="status_known"),
-        CheckConstraint("points >= -9999.99 AND points <= 9999.99", name="points_range"),
+        # Points are DECIMAL(6,2) on PostgreSQL and integer hundredths on SQLite (tool.db.Points).
+        CheckConstraint("points >= -9999.99 AND points <= 9999.99", name="points_range").ddl_if(dialect="postgresql"),
+        CheckConstraint("points >= -999999 AND points <= 999999", name="points_range_cents").ddl_if(dialect="sqlite"),
         CheckConstraint("description IS NULL OR length(description) <= 2000", name="description_length"),
         CheckConstraint(
             "(status = 'VOIDED') = (voided_at IS NOT NULL)", name="voided_iff_void_recorded"
         ),
         # Totals and the group summary: sum(points) of ACTIVE entries per student in an offering.
-        Index("ix_grade_entry_offering_status_student", "offering_id", "status", "student_id", "type_code", "points"),
+        Index("ix_grade_entry_offering_status_student", "offering_id", "status", "student_id", "type_code",
+              "type_label", "points"),
         Index("ix_grade_entry_student_offering", "student_id", "offering_id", "graded_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     offering_id: Mapped[int] = mapped_column(ForeignKey("offering.id", ondelete="CASCADE"))
     student_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
-    points: Mapped[Decimal] = mapped_column(Numeric(6, 2, asdecimal=True))
+    points: Mapped[Decimal] = mapped_column(Points())
     type_code: Mapped[str] = mapped_column(String(20))
     type_label: Mapped[str | None] = mapped_column(String(100), nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -69,7 +72,7 @@ class GradeEntryRevision(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("grade_entry.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
-    points: Mapped[Decimal] = mapped_column(Numeric(6, 2, asdecimal=True))
+    points: Mapped[Decimal] = mapped_column(Points())
     type_code: Mapped[str] = mapped_column(String(20))
     type_label: Mapped[str | None] = mapped_column(String(100), nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)

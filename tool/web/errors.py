@@ -23,10 +23,15 @@ from tool.errors import (
     ToolError,
     ValidationError,
 )
+from tool.ledger.service import EntryVoided, StudentNotInOffering
+from tool.lti.nrps import RosterUnavailable
+from tool.lti.roster import RosterNotOffered
 
 log = logging.getLogger("tool.web")
 
 STATUS: list[tuple[type[ToolError], int]] = [
+    (EntryVoided, 409),
+    (StudentNotInOffering, 422),
     (DeploymentNotActive, 403),
     (LaunchError, 400),
     (SessionError, 401),
@@ -35,6 +40,8 @@ STATUS: list[tuple[type[ToolError], int]] = [
     (ValidationError, 422),
     (RegistrationError, 400),
     (KeyStoreError, 503),
+    (RosterUnavailable, 502),  # the LMS failed, not the request
+    (RosterNotOffered, 409),  # the course lacks the service; asking again will not help
     (ConfigError, 500),
 ]
 

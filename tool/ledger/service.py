@@ -1,0 +1,261 @@
+"""Ledger services: record, correct and void entries; list them; totals and breakdowns.
+
+Services take a Session and never commit. Totals count ACTIVE entries only and come from
+one aggregate query per request, never a loop per student.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, func, insert, select
+from sqlalchemy.orm import Session
+
+from tool.clock import utcnow
+from tool.errors import NotFound, ToolError
+from tool.ledger.models import GradeEntry, GradeEntryRevision
+from tool.lti.claims import Role
+from tool.lti.models import Membership, Person
+
+ZERO = Decimal("0.00")
+
+
+class EntryVoided(ToolError):
+    """The entry was voided; it can be read but no longer changed."""
+
+    code = "entry_voided"
+
+
+class StudentNotInOffering(ToolError):
+    """The person is not a student of the offering's course roster."""
+
+    code = "student_not_in_offering"
+
+
+@dataclass(frozen=True)
+class EntryValues:
+    """The values of an entry a teacher writes."""
+
+    points: Decimal
+    type_code: str
+    type_label: str | None = None
+    description: str | None = None
+    lesson_id: str | None = None
+    homework_submission_id: str | None = None
+    graded_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """An optional graded_at window [since, until]."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    def clauses(self) -> list[Any]:
+        """SQL conditions for this window."""
+        out = []
+        if self.since is not None:
+            out.append(GradeEntry.graded_at >= self.since)
+        if self.until is not None:
+            out.append(GradeEntry.graded_at <= self.until)
+        return out
+
+
+@dataclass
+class Totals:
+    """A student's total and breakdown (ACTIVE entries only)."""
+
+    total: Decimal = ZERO
+    count: int = 0
+    by_type: dict[str, Decimal] = field(default_factory=dict)
+    by_label: dict[str, Decimal] = field(default_factory=dict)  # CUSTOM entries by their label
+
+    def add(self, type_code: str, label: str | None, points: Decimal, count: int) -> None:
+        """Fold one aggregate row in."""
+        self.total += points
+        self.count += count
+        self.by_type[type_code] = self.by_type.get(type_code, ZERO) + points
+        if type_code == "CUSTOM" and label:
+            self.by_label[label] = self.by_label.get(label, ZERO) + points
+
+
+# -- roster ------------------------------------------------------------------------------
+
+
+def roster_students(db: Session, *, course_id: int) -> list[Any]:
+    """The course's active students (id, name, email, sub), by family name."""
+    return list(
+        db.execute(
+            select(Person.id, Person.name, Person.given_name, Person.family_name, Person.email, Person.sub)
+            .join(Membership, Membership.person_id == Person.id)
+            .where(
+                Membership.course_id == course_id,
+                Membership.status == "active",
+                Membership.roles.like(f"%{Role.STUDENT.value}%"),
+            )
+            .order_by(Person.family_name, Person.given_name, Person.name, Person.id)
+        )
+    )
+
+
+def roster_student_ids(db: Session, *, course_id: int, candidates: Iterable[int] | None = None) -> set[int]:
+    """Ids of active students of the course (restricted to `candidates` when given)."""
+    stmt = select(Membership.person_id).where(
+        Membership.course_id == course_id,
+        Membership.status == "active",
+        Membership.roles.like(f"%{Role.STUDENT.value}%"),
+    )
+    if candidates is not None:
+        stmt = stmt.where(Membership.person_id.in_(list(set(candidates))))
+    return set(db.scalars(stmt))
+
+
+def require_students(db: Session, *, course_id: int, student_ids: Sequence[int]) -> None:
+    """Raise StudentNotInOffering naming every id that is not an active student of the course."""
+    known = roster_student_ids(db, course_id=course_id, candidates=student_ids)
+    missing = [sid for sid in student_ids if sid not in known]
+    if missing:
+        raise StudentNotInOffering(
+            "Not a student of this offering: " + ", ".join(str(m) for m in missing),
+            details={"studentIds": missing},
+        )
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def record_entry(db: Session, *, offering_id: int, student_id: int, actor_id: int, values: EntryValues) -> GradeEntry:
+    """Create one ACTIVE entry."""
+    now = utcnow()
+    entry = GradeEntry(
+        offering_id=offering_id, student_id=student_id, points=values.points, type_code=values.type_code,
+        type_label=values.type_label, description=values.description, lesson_id=values.lesson_id,
+        homework_submission_id=values.homework_submission_id, graded_at=values.graded_at or now,
+        status="ACTIVE", version=1, created_by=actor_id, created_at=now,
+    )
+    db.add(entry)
+    db.flush()
+    return entry
+
+
+def record_entries(db: Session, *, offering_id: int, actor_id: int, items: Sequence[tuple[int, EntryValues]]) -> list[int]:
+    """Create many ACTIVE entries with one INSERT (all or nothing: the caller's transaction)."""
+    now = utcnow()
+    rows = [
+        {
+            "offering_id": offering_id, "student_id": student_id, "points": v.points, "type_code": v.type_code,
+            "type_label": v.type_label, "description": v.description, "lesson_id": v.lesson_id,
+            "homework_submission_id": v.homework_submission_id, "graded_at": v.graded_at or now,
+            "status": "ACTIVE", "version": 1, "created_by": actor_id, "created_at": now,
+        }
+        for student_id, v in items
+    ]
+    if not rows:
+        return []
+    stmt = insert(GradeEntry.__table__).returning(GradeEntry.__table__.c.id, sort_by_parameter_order=True)
+    result = db.execute(stmt, rows)
+    return [r[0] for r in result]
+
+
+def get_entry(db: Session, entry_id: int) -> GradeEntry:
+    """The entry, or NotFound."""
+    entry = db.get(GradeEntry, entry_id)
+    if entry is None:
+        raise NotFound(f"Grade entry {entry_id} does not exist.")
+    return entry
+
+
+def update_entry(db: Session, *, entry: GradeEntry, actor_id: int, values: EntryValues) -> GradeEntry:
+    """Correct an ACTIVE entry, keeping its previous values as a revision."""
+    if entry.status != "ACTIVE":
+        raise EntryVoided(f"Grade entry {entry.id} is voided and cannot be changed.")
+    db.add(
+        GradeEntryRevision(
+            entry_id=entry.id, version=entry.version, points=entry.points, type_code=entry.type_code,
+            type_label=entry.type_label, description=entry.description, lesson_id=entry.lesson_id,
+            homework_submission_id=entry.homework_submission_id, graded_at=entry.graded_at,
+            changed_by=actor_id, changed_at=utcnow(),
+        )
+    )
+    entry.points = values.points
+    entry.type_code = values.type_code
+    entry.type_label = values.type_label
+    entry.description = values.description
+    entry.lesson_id = values.lesson_id
+    entry.homework_submission_id = values.homework_submission_id
+    entry.graded_at = values.graded_at or entry.graded_at
+    entry.version += 1
+    entry.updated_by = actor_id
+    entry.updated_at = utcnow()
+    db.flush()
+    return entry
+
+
+def void_entry(db: Session, *, entry: GradeEntry, actor_id: int, reason: str) -> GradeEntry:
+    """Void an ACTIVE entry: it stays for audit but leaves every total."""
+    if entry.status != "ACTIVE":
+        raise EntryVoided(f"Grade entry {entry.id} is already voided.")
+    entry.status = "VOIDED"
+    entry.voided_by = actor_id
+    entry.voided_at = utcnow()
+    entry.void_reason = reason
+    db.flush()
+    return entry
+
+
+def entry_history(db: Session, *, entry_id: int) -> list[GradeEntryRevision]:
+    """Earlier versions of an entry, oldest first."""
+    return list(
+        db.scalars(select(GradeEntryRevision).where(GradeEntryRevision.entry_id == entry_id).order_by(GradeEntryRevision.version))
+    )
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def list_entries(
+    db: Session, *, offering_id: int, student_id: int | None = None, window: Window = Window(), include_voided: bool = False
+) -> list[GradeEntry]:
+    """Entries of an offering (optionally one student's), newest first; voided ones only on request."""
+    stmt = select(GradeEntry).where(GradeEntry.offering_id == offering_id, *window.clauses())
+    if student_id is not None:
+        stmt = stmt.where(GradeEntry.student_id == student_id)
+    if not include_voided:
+        stmt = stmt.where(GradeEntry.status == "ACTIVE")
+    return list(db.scalars(stmt.order_by(GradeEntry.graded_at.desc(), GradeEntry.id.desc())))
+
+
+def totals_by_student(
+    db: Session, *, offering_id: int, student_ids: Iterable[int] | None = None, window: Window = Window()
+) -> dict[int, Totals]:
+    """Totals and breakdowns per student from one aggregate query over ACTIVE entries."""
+    conditions = [GradeEntry.offering_id == offering_id, GradeEntry.status == "ACTIVE", *window.clauses()]
+    if student_ids is not None:
+        conditions.append(GradeEntry.student_id.in_(list(set(student_ids))))
+    rows = db.execute(
+        select(
+            GradeEntry.student_id, GradeEntry.type_code, GradeEntry.type_label,
+            func.sum(GradeEntry.points), func.count(),
+        )
+        .where(and_(*conditions))
+        .group_by(GradeEntry.student_id, GradeEntry.type_code, GradeEntry.type_label)
+    )
+    out: dict[int, Totals] = defaultdict(Totals)
+    for student_id, type_code, label, points, count in rows:
+        out[student_id].add(type_code, label, points if points is not None else ZERO, count)
+    return dict(out)
+
+
+def students_with_entries(db: Session, *, offering_id: int) -> list[Any]:
+    """People who have entries in the offering (also those who left the roster)."""
+    return list(
+        db.execute(
+            select(Person.id, Person.name, Person.given_name, Person.family_name, Person.email, Person.sub)
+            .where(Person.id.in_(select(GradeEntry.student_id).where(GradeEntry.offering_id == offering_id).distinct()))
+        )
+    )

@@ -1,0 +1,108 @@
+"""Request bodies of the JSON API as pydantic models: they validate requests and, through
+their JSON Schema, make the OpenAPI document (one source for both).
+
+JSON numbers are parsed as Decimal before validation (tool/web/requests.py), so points
+such as 1.005 arrive exactly and are refused rather than rounded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic.alias_generators import to_camel
+
+from tool.ledger.models import TYPE_CODES
+from tool.ledger.rules import DESCRIPTION_MAX, REASON_MAX, check_type, parse_points
+
+PointsValue = Annotated[
+    Decimal,
+    PlainValidator(parse_points),
+    WithJsonSchema(
+        {"oneOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d{1,4}(\.\d{1,2})?$"}],
+         "description": "Points, at most two decimal places, -9999.99 to 9999.99; more decimals are refused."}
+    ),
+]
+TypeCode = Literal["SEMINAR", "EXAM", "COURSEWORK", "HOMEWORK", "OTHER", "CUSTOM"]
+assert set(TypeCode.__args__) == set(TYPE_CODES)  # type: ignore[attr-defined]
+Ref = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class _TypeChecked(ApiModel):
+    @model_validator(mode="after")
+    def _label_matches_code(self) -> Any:
+        code = getattr(self, "type_code", None)
+        if code is not None:
+            _, label = check_type(code, getattr(self, "type_label", None))
+            object.__setattr__(self, "type_label", label)
+        return self
+
+
+class EntryCreate(_TypeChecked):
+    """POST /api/grades/entries"""
+
+    offering_id: int
+    student_id: int
+    points: PointsValue
+    type_code: TypeCode
+    type_label: str | None = Field(default=None, max_length=100)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    lesson_id: Ref | None = None
+    homework_submission_id: Ref | None = None
+    graded_at: AwareDatetime | None = None
+
+
+class EntryUpdate(_TypeChecked):
+    """PUT /api/grades/entries/{id}: the fields given replace the entry's; the others stay."""
+
+    points: PointsValue | None = None
+    type_code: TypeCode | None = None
+    type_label: str | None = Field(default=None, max_length=100)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    lesson_id: Ref | None = None
+    homework_submission_id: Ref | None = None
+    graded_at: AwareDatetime | None = None
+
+
+class BulkItem(ApiModel):
+    """One student's points in a bulk request."""
+
+    student_id: int
+    points: PointsValue
+    homework_submission_id: Ref | None = None
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+
+
+class BulkCreate(_TypeChecked):
+    """POST /api/grades/entries/bulk: one offering, one type, many students (all or nothing)."""
+
+    offering_id: int
+    type_code: TypeCode
+    type_label: str | None = Field(default=None, max_length=100)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+    lesson_session_id: Ref | None = None
+    graded_at: AwareDatetime | None = None
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=2000,
+                                        json_schema_extra={"items": {"$ref": "#/components/schemas/BulkItem"}})
+
+
+class VoidRequest(ApiModel):
+    """DELETE /api/grades/entries/{id}: why the entry is voided."""
+
+    reason: str = Field(min_length=1, max_length=REASON_MAX)
+
+
+SCHEMAS: list[type[BaseModel]] = [EntryCreate, EntryUpdate, BulkItem, BulkCreate, VoidRequest]
+
+
+def dt_json(value: dt.datetime | None) -> str | None:
+    """ISO 8601 with zone and microseconds, or None."""
+    return value.isoformat() if value is not None else None
