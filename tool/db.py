@@ -118,6 +118,17 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def relax_durability(db: Session) -> None:
+    """Let this transaction commit without waiting for the WAL flush (PostgreSQL only).
+
+    For writes that the next request recreates anyway (login states, what a launch
+    refreshes): a crash may lose the last few milliseconds of them, never a grade.
+    Ledger and delivery writes never call this.
+    """
+    if db.get_bind().dialect.name == "postgresql":
+        db.connection().exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
 _UPSERTS: dict[tuple[Any, ...], Any] = {}
 
 

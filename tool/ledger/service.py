@@ -115,6 +115,15 @@ def roster_student_ids(db: Session, *, course_id: int, candidates: Iterable[int]
     return set(db.scalars(stmt))
 
 
+def belongs_to_offering(db: Session, *, course_id: int, offering_id: int, student_id: int) -> bool:
+    """True for an active student of the course, or anyone with entries in the offering."""
+    if roster_student_ids(db, course_id=course_id, candidates=[student_id]):
+        return True
+    return db.scalar(
+        select(GradeEntry.id).where(GradeEntry.offering_id == offering_id, GradeEntry.student_id == student_id).limit(1)
+    ) is not None
+
+
 def require_students(db: Session, *, course_id: int, student_ids: Sequence[int]) -> None:
     """Raise StudentNotInOffering naming every id that is not an active student of the course."""
     known = roster_student_ids(db, course_id=course_id, candidates=student_ids)

@@ -18,6 +18,7 @@ from tool import gradebook
 from tool.errors import Forbidden, NotFound, ValidationError
 from tool.ledger import service as ledger
 from tool.ledger.models import TYPE_CODES, GradeEntry, GradeEntryRevision
+from tool.lti.claims import Role
 from tool.lti.models import Offering, Person
 from tool.web.app import get_db
 from tool.web.auth import SessionClaims, current_session, requires_session, requires_staff
@@ -83,7 +84,7 @@ def entry_for(entry_id: int, s: SessionClaims, *, write: bool) -> GradeEntry:
     offering_of_course(entry.offering_id, s)
     if s.is_staff:
         return entry
-    if write or entry.student_id != s.person_id:
+    if write or Role.STUDENT not in s.roles or entry.student_id != s.person_id:
         raise Forbidden("Students may only read their own entries.")
     return entry
 
@@ -235,12 +236,16 @@ def student_offering(student_id: int, offering_id: int) -> Any:
     """A student's entries, total and breakdown in an offering."""
     s = current_session()
     offering = offering_of_course(offering_id, s)
-    if not s.is_staff and student_id != s.person_id:
+    if not s.is_staff and (Role.STUDENT not in s.roles or student_id != s.person_id):
         raise Forbidden("Students may only read their own grades.")
     db = get_db()
     person = db.get(Person, student_id)
     if person is None or person.registration_id != s.registration_id:
         raise NotFound(f"Student {student_id} does not exist.")
+    if s.is_staff and not ledger.belongs_to_offering(db, course_id=offering.course_id, offering_id=offering.id,
+                                                     student_id=student_id):
+        # Staff see their course's students (and former ones with entries here), nobody else.
+        raise Forbidden("This person is not a student of this offering.")
     window = _window()
     entries = ledger.list_entries(db, offering_id=offering.id, student_id=student_id, window=window,
                                   include_voided=query_bool("includeVoided"))

@@ -8,6 +8,7 @@ from typing import Any
 import jwt
 from flask import Blueprint, jsonify, redirect, render_template, request
 
+from tool.db import relax_durability
 from tool.errors import LaunchError
 from tool.lti.launch import begin_login, validate_launch
 from tool.lti.service import record_launch, record_refusal
@@ -31,6 +32,7 @@ def login() -> Any:
     """OIDC third-party initiated login: store state + nonce, redirect to the platform."""
     svc = get_services()
     db = get_db()
+    relax_durability(db)
     try:
         target = begin_login(db, svc.settings, _params())
     except LaunchError as exc:
@@ -49,6 +51,7 @@ def launch() -> Any:
     svc = get_services()
     db = get_db()
     params = request.form.to_dict()
+    # The launch commits durably: its state must stay consumed even after a database crash.
     try:
         launch = validate_launch(db, svc.settings, params, keys=svc.platform_keys)
         ctx = record_launch(db, launch)
