@@ -74,12 +74,14 @@ class Totals:
     count: int = 0
     by_type: dict[str, Decimal] = field(default_factory=dict)
     by_label: dict[str, Decimal] = field(default_factory=dict)  # CUSTOM entries by their label
+    count_by_type: dict[str, int] = field(default_factory=dict)
 
     def add(self, type_code: str, label: str | None, points: Decimal, count: int) -> None:
         """Fold one aggregate row in."""
         self.total += points
         self.count += count
         self.by_type[type_code] = self.by_type.get(type_code, ZERO) + points
+        self.count_by_type[type_code] = self.count_by_type.get(type_code, 0) + count
         if type_code == "CUSTOM" and label:
             self.by_label[label] = self.by_label.get(label, ZERO) + points
 

@@ -62,6 +62,7 @@ def totals_json(t: ledger.Totals) -> dict[str, Any]:
         "entryCount": t.count,
         "breakdownByType": {code: money(t.by_type.get(code, ledger.ZERO)) for code in TYPE_CODES},
         "breakdownByLabel": {label: money(v) for label, v in sorted(t.by_label.items())},
+        "entryCountByType": {code: t.count_by_type.get(code, 0) for code in TYPE_CODES},
     }
 
 

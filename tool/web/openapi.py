@@ -45,7 +45,8 @@ RESPONSES: dict[str, Any] = {
     "Totals": {
         "type": "object",
         "properties": {"total": MONEY, "entryCount": {"type": "integer"}, "breakdownByType": BREAKDOWN,
-                       "breakdownByLabel": {"type": "object", "additionalProperties": MONEY}},
+                       "breakdownByLabel": {"type": "object", "additionalProperties": MONEY},
+                       "entryCountByType": {"type": "object", "additionalProperties": {"type": "integer"}}},
     },
     "StudentOffering": {
         "allOf": [{"$ref": "#/components/schemas/Totals"}, {
