@@ -64,10 +64,15 @@ class Points(TypeDecorator[Decimal]):
     cache_ok = True
     _CENT = Decimal("0.01")
 
+    def __init__(self, precision: int = 6, **_: Any) -> None:
+        super().__init__()
+        self.precision = precision  # digits in all, two of them after the point
+        self.impl = Numeric(precision, 2)  # what Alembic renders into migrations
+
     def load_dialect_impl(self, dialect: Any) -> Any:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(Integer())
-        return dialect.type_descriptor(Numeric(6, 2, asdecimal=True))
+        return dialect.type_descriptor(Numeric(self.precision, 2, asdecimal=True))
 
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
         if value is None:
@@ -81,7 +86,9 @@ class Points(TypeDecorator[Decimal]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return (Decimal(int(value)) / 100).quantize(self._CENT)
+            return Decimal(int(value)).scaleb(-2)
+        if isinstance(value, Decimal) and value.as_tuple().exponent == -2:
+            return value  # NUMERIC(p,2) and its sums already have two places: the hot path of totals
         return Decimal(value).quantize(self._CENT)
 
 

@@ -59,7 +59,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_grade_entry'))
     )
     with op.batch_alter_table('grade_entry', schema=None) as batch_op:
-        batch_op.create_index('ix_grade_entry_offering_status_student', ['offering_id', 'status', 'student_id', 'type_code', 'type_label', 'points'], unique=False)
+        batch_op.create_index('ix_grade_entry_offering_student', ['offering_id', 'student_id', 'type_code', 'type_label', 'status', 'points'], unique=False)
         batch_op.create_index('ix_grade_entry_student_offering', ['student_id', 'offering_id', 'graded_at'], unique=False)
 
     op.create_table('grade_entry_revision',
@@ -99,7 +99,7 @@ def downgrade() -> None:
     op.drop_table('grade_entry_revision')
     with op.batch_alter_table('grade_entry', schema=None) as batch_op:
         batch_op.drop_index('ix_grade_entry_student_offering')
-        batch_op.drop_index('ix_grade_entry_offering_status_student')
+        batch_op.drop_index('ix_grade_entry_offering_student')
 
     op.drop_table('grade_entry')
     # ### end Alembic commands ###

@@ -36,9 +36,10 @@ class GradeEntry(Base):
         CheckConstraint(
             "(status = 'VOIDED') = (voided_at IS NOT NULL)", name="voided_iff_void_recorded"
         ),
-        # Totals and the group summary: sum(points) of ACTIVE entries per student in an offering.
-        Index("ix_grade_entry_offering_status_student", "offering_id", "status", "student_id", "type_code",
-              "type_label", "points"),
+        # Totals and the group summary: one index-only pass over an offering's entries, already
+        # in (student, type, label) order for the GROUP BY; status and points ride along.
+        Index("ix_grade_entry_offering_student", "offering_id", "student_id", "type_code", "type_label", "status",
+              "points"),
         Index("ix_grade_entry_student_offering", "student_id", "offering_id", "graded_at"),
     )
 

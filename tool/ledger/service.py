@@ -7,12 +7,11 @@ one aggregate query per request, never a loop per student.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from tool.clock import utcnow
@@ -92,7 +91,7 @@ class Totals:
 def roster_students(db: Session, *, course_id: int) -> list[Any]:
     """The course's active students (id, name, email, sub), by family name."""
     return list(
-        db.execute(
+        db.connection().execute(
             select(Person.id, Person.name, Person.given_name, Person.family_name, Person.email, Person.sub)
             .join(Membership, Membership.person_id == Person.id)
             .where(
@@ -112,9 +111,13 @@ def roster_student_ids(db: Session, *, course_id: int, candidates: Iterable[int]
         Membership.status == "active",
         Membership.roles.like(f"%{Role.STUDENT.value}%"),
     )
-    if candidates is not None:
-        stmt = stmt.where(Membership.person_id.in_(list(set(candidates))))
-    return set(db.scalars(stmt))
+    wanted = None if candidates is None else set(candidates)
+    if wanted is not None and len(wanted) <= 20:
+        stmt = stmt.where(Membership.person_id.in_(list(wanted)))
+    ids = set(db.scalars(stmt))
+    # Many candidates (a bulk request): read the roster once and intersect here, rather than
+    # send hundreds of parameters.
+    return ids if wanted is None else ids & wanted
 
 
 def belongs_to_offering(db: Session, *, course_id: int, offering_id: int, student_id: int) -> bool:
@@ -154,9 +157,40 @@ def record_entry(db: Session, *, offering_id: int, student_id: int, actor_id: in
     return entry
 
 
+_BULK_INSERT_PG = text(
+    """
+    INSERT INTO grade_entry (offering_id, student_id, points, type_code, type_label, description, lesson_id,
+                             homework_submission_id, graded_at, status, version, created_by, created_at)
+    SELECT :offering_id, t.student_id, t.points, t.type_code, t.type_label, t.description, t.lesson_id,
+           t.homework_submission_id, t.graded_at, 'ACTIVE', 1, :actor_id, :now
+    FROM unnest(CAST(:student_ids AS integer[]), CAST(:points AS numeric[]), CAST(:type_codes AS varchar[]),
+                CAST(:type_labels AS varchar[]), CAST(:descriptions AS text[]), CAST(:lesson_ids AS varchar[]),
+                CAST(:homework_ids AS varchar[]), CAST(:graded_ats AS timestamptz[]))
+         WITH ORDINALITY AS t(student_id, points, type_code, type_label, description, lesson_id,
+                              homework_submission_id, graded_at, n)
+    ORDER BY t.n
+    RETURNING id
+    """
+)
+
+
 def record_entries(db: Session, *, offering_id: int, actor_id: int, items: Sequence[tuple[int, EntryValues]]) -> list[int]:
-    """Create many ACTIVE entries with one INSERT (all or nothing: the caller's transaction)."""
+    """Create many ACTIVE entries in one statement (all or nothing: the caller's transaction); ids in item order."""
+    if not items:
+        return []
     now = utcnow()
+    if db.get_bind().dialect.name == "postgresql":
+        # One small statement with arrays instead of a 6,500-parameter VALUES list: psycopg
+        # would parse the long SQL on every request and PostgreSQL plan it (benchmarks/ledger.py).
+        params = {
+            "offering_id": offering_id, "actor_id": actor_id, "now": now,
+            "student_ids": [sid for sid, _ in items], "points": [v.points for _, v in items],
+            "type_codes": [v.type_code for _, v in items], "type_labels": [v.type_label for _, v in items],
+            "descriptions": [v.description for _, v in items], "lesson_ids": [v.lesson_id for _, v in items],
+            "homework_ids": [v.homework_submission_id for _, v in items],
+            "graded_ats": [v.graded_at or now for _, v in items],
+        }
+        return [r[0] for r in db.connection().execute(_BULK_INSERT_PG, params)]
     rows = [
         {
             "offering_id": offering_id, "student_id": student_id, "points": v.points, "type_code": v.type_code,
@@ -166,11 +200,8 @@ def record_entries(db: Session, *, offering_id: int, actor_id: int, items: Seque
         }
         for student_id, v in items
     ]
-    if not rows:
-        return []
     stmt = insert(GradeEntry.__table__).returning(GradeEntry.__table__.c.id, sort_by_parameter_order=True)
-    result = db.execute(stmt, rows)
-    return [r[0] for r in result]
+    return [r[0] for r in db.connection().execute(stmt, rows)]
 
 
 def get_entry(db: Session, entry_id: int) -> GradeEntry:
@@ -244,29 +275,39 @@ def list_entries(
 def totals_by_student(
     db: Session, *, offering_id: int, student_ids: Iterable[int] | None = None, window: Window = Window()
 ) -> dict[int, Totals]:
-    """Totals and breakdowns per student from one aggregate query over ACTIVE entries."""
-    conditions = [GradeEntry.offering_id == offering_id, GradeEntry.status == "ACTIVE", *window.clauses()]
+    """Totals and breakdowns per student over ACTIVE entries, from one aggregate query.
+
+    Every student with entries in the window gets a Totals (zero when all were voided), so
+    callers also learn who has entries without a second scan.
+    """
+    conditions = [GradeEntry.offering_id == offering_id, *window.clauses()]
     if student_ids is not None:
         conditions.append(GradeEntry.student_id.in_(list(set(student_ids))))
-    rows = db.execute(
-        select(
-            GradeEntry.student_id, GradeEntry.type_code, GradeEntry.type_label,
-            func.sum(GradeEntry.points), func.count(),
-        )
+    active = GradeEntry.status == "ACTIVE"
+    # One pass over the offering's index, in (student, type, label) order; voided rows only
+    # say "has entries". Core rows, not ORM: thousands of rows for a class of 500.
+    rows = db.connection().execute(
+        select(GradeEntry.student_id, GradeEntry.type_code, GradeEntry.type_label,
+               func.sum(GradeEntry.points).filter(active), func.count().filter(active))
         .where(and_(*conditions))
         .group_by(GradeEntry.student_id, GradeEntry.type_code, GradeEntry.type_label)
-    )
-    out: dict[int, Totals] = defaultdict(Totals)
+    ).all()  # one fetchall: row-at-a-time fetching costs more than the query here
+    out: dict[int, Totals] = {}
     for student_id, type_code, label, points, count in rows:
-        out[student_id].add(type_code, label, points if points is not None else ZERO, count)
-    return dict(out)
+        totals = out.get(student_id)
+        if totals is None:
+            totals = out[student_id] = Totals()
+        if count:
+            totals.add(type_code, label, points, count)
+    return out
 
 
-def students_with_entries(db: Session, *, offering_id: int) -> list[Any]:
-    """People who have entries in the offering (also those who left the roster)."""
-    return list(
-        db.execute(
-            select(Person.id, Person.name, Person.given_name, Person.family_name, Person.email, Person.sub)
-            .where(Person.id.in_(select(GradeEntry.student_id).where(GradeEntry.offering_id == offering_id).distinct()))
-        )
-    )
+def people(db: Session, ids: Iterable[int]) -> list[Any]:
+    """Name and email of these people (e.g. students who left the roster but have entries)."""
+    wanted = list(set(ids))
+    if not wanted:
+        return []
+    return list(db.execute(
+        select(Person.id, Person.name, Person.given_name, Person.family_name, Person.email, Person.sub)
+        .where(Person.id.in_(wanted))
+    ))

@@ -268,7 +268,7 @@ def group_summary_rows(group_id: int, offering_id: int) -> tuple[Offering, list[
     totals = ledger.totals_by_student(db, offering_id=offering.id, window=window)
     roster = ledger.roster_students(db, course_id=group_id)
     on_roster = {p.id for p in roster}
-    former = [p for p in ledger.students_with_entries(db, offering_id=offering.id) if p.id not in on_roster]
+    former = ledger.people(db, (sid for sid in totals if sid not in on_roster))
     rows = []
     for people, in_roster in ((roster, True), (sorted(former, key=lambda p: (p.family_name, p.name)), False)):
         for p in people:
