@@ -85,13 +85,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.extensions["tally"] = services
     logging.getLogger("tool").setLevel(settings.log_level)
 
-    from tool.web import api, errors, ledger_api, lti_views, openapi, pages, roster_api
+    from tool.web import api, assessments_api, errors, ledger_api, lti_views, openapi, pages, roster_api
 
     app.register_blueprint(lti_views.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(roster_api.bp)
     app.register_blueprint(ledger_api.bp)
+    app.register_blueprint(assessments_api.bp)
     app.register_blueprint(openapi.bp)
     errors.register(app)
 

@@ -14,12 +14,14 @@ from pydantic.json_schema import models_json_schema
 
 import tool
 from tool.ledger.models import TYPE_CODES
+from tool.web.assessment_schemas import SCHEMAS as ASSESSMENT_SCHEMAS
 from tool.web.schemas import SCHEMAS
 
 bp = Blueprint("openapi", __name__)
 
 MONEY = {"type": "string", "pattern": r"^-?\d+\.\d{2}$", "examples": ["12.50"]}
 TS = {"type": ["string", "null"], "format": "date-time"}
+NULLABLE_MONEY = {"type": ["string", "null"], "pattern": r"^-?\d+\.\d{2}$"}
 BREAKDOWN = {"type": "object", "properties": {c: MONEY for c in TYPE_CODES}}
 
 RESPONSES: dict[str, Any] = {
@@ -64,6 +66,54 @@ RESPONSES: dict[str, Any] = {
                                                  "email": {"type": "string"}, "inRoster": {"type": "boolean"}}}]}},
         },
     },
+    "Assessment": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "offeringId": {"type": "integer"}, "title": {"type": "string"},
+        "kind": {"enum": ["exam", "course_grade"]}, "maxPoints": MONEY, "source": {"enum": ["tasks", "ledger"]},
+        "ledgerTypeCodes": {"type": ["array", "null"], "items": {"enum": list(TYPE_CODES)}},
+        "tasks": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "position": {"type": "integer"}, "title": {"type": "string"}, "maxPoints": MONEY}}},
+        "createdAt": TS}},
+    "Participation": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "studentId": {"type": "integer"},
+        "status": {"enum": ["pending", "graded", "absent", "exempt"]}, "points": NULLABLE_MONEY,
+        "tasks": {"type": "object", "additionalProperties": MONEY}, "grade": {"type": ["string", "null"]},
+        "gradeSource": {"enum": ["scheme", "override", "absent", None]}, "schemeId": {"type": ["integer", "null"]},
+        "override": {"type": "boolean"}, "overrideReason": {"type": ["string", "null"]},
+        "overrideBy": {"type": ["integer", "null"]}, "overrideAt": TS, "updatedAt": TS}},
+    "Scheme": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "assessmentId": {"type": "integer"}, "version": {"type": "integer"},
+        "kind": {"const": "absolute"}, "active": {"type": "boolean"}, "status": {"enum": ["draft", "applied"]},
+        "config": {"type": "object", "description": "canonical lower-bound form"}, "versionHash": {"type": "string"},
+        "seedForm": {"type": "object", "description": "the seed's min_points/max_points (or min_pct/max_pct) form"},
+        "createdBy": {"type": "integer"}, "createdAt": TS, "appliedAt": TS, "appliedBy": {"type": ["integer", "null"]}}},
+    "Distribution": {"type": "object", "properties": {
+        "count": {"type": "integer"}, "min": NULLABLE_MONEY, "max": NULLABLE_MONEY, "mean": NULLABLE_MONEY,
+        "median": NULLABLE_MONEY, "stdev": NULLABLE_MONEY,
+        "percentiles": {"type": "object", "properties": {p: NULLABLE_MONEY for p in ("10", "25", "50", "75", "90")}},
+        "maxPossible": MONEY, "binWidth": MONEY,
+        "histogram": {"type": "array", "items": {"type": "object", "properties": {
+            "from": MONEY, "to": MONEY, "count": {"type": "integer"}}}}}},
+    "Preview": {"type": "object", "properties": {
+        "schemeId": {"type": "integer"},
+        "rows": {"type": "array", "items": {"type": "object", "properties": {
+            "studentId": {"type": "integer"}, "status": {"type": "string"}, "points": NULLABLE_MONEY,
+            "percentage": NULLABLE_MONEY, "proposedGrade": {"type": ["string", "null"]},
+            "currentGrade": {"type": ["string", "null"]}, "changes": {"type": "boolean"}, "override": {"type": "boolean"}}}},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}}, "passRate": NULLABLE_MONEY}},
+    "ApplyResult": {"type": "object", "properties": {
+        "schemeId": {"type": "integer"}, "version": {"type": "integer"}, "changed": {"type": "integer"},
+        "unchanged": {"type": "integer"}, "overridden": {"type": "integer"}, "alreadyApplied": {"type": "boolean"},
+        "message": {"type": "string"}, "appliedAt": TS, "appliedBy": {"type": "integer"}}},
+    "Bands": {"type": "object", "properties": {
+        "unit": {"enum": ["points", "percent"]},
+        "bands": {"type": "array", "items": {"type": "object", "properties": {
+            "min": {"type": "string"}, "grade": {"type": "string"}}}}}},
+    "GradeHistory": {"type": "object", "properties": {
+        "studentId": {"type": "integer"}, "assessmentId": {"type": "integer"},
+        "events": {"type": "array", "items": {"type": "object", "properties": {
+            "grade": {"type": ["string", "null"]}, "source": {"type": "string"}, "schemeId": {"type": ["integer", "null"]},
+            "schemeVersion": {"type": ["integer", "null"]}, "points": NULLABLE_MONEY, "reason": {"type": ["string", "null"]},
+            "actorId": {"type": ["integer", "null"]}, "at": TS}}}}},
     "Me": {"type": "object", "properties": {"personId": {"type": "integer"}, "courseId": {"type": "integer"},
                                            "offeringId": {"type": "integer"},
                                            "roles": {"type": "array", "items": {"type": "string"}}}},
@@ -133,13 +183,74 @@ def _paths() -> dict[str, Any]:
         "/api/grades/groups/{groupId}/offerings/{offeringId}/summary.csv": {"get": {
             "summary": "The summary as CSV", "parameters": [_param("groupId"), _param("offeringId"), *WINDOW],
             "responses": {"200": {"description": "CSV", "content": {"text/csv": {}}}, **ERRORS}}},
+        **_assessment_paths(),
+    }
+
+
+def _assessment_paths() -> dict[str, Any]:
+    a, st, sc = _param("assessmentId"), _param("studentId"), _param("schemeId")
+    ok = lambda schema: {"200": _json(schema), **ERRORS}  # noqa: E731
+    return {
+        "/api/offerings/{offeringId}/assessments": {
+            "post": {"summary": "Create an assessment (tasks or ledger as the source of points)",
+                     "parameters": [_param("offeringId")], "requestBody": _body("AssessmentCreate"),
+                     "responses": {"201": _json("Assessment", "Created"), **ERRORS}},
+            "get": {"summary": "The offering's assessments", "parameters": [_param("offeringId")],
+                    "responses": {"200": {"description": "OK"}, **ERRORS}}},
+        "/api/assessments/{assessmentId}": {"get": {
+            "summary": "An assessment with its participations (a student sees their own)", "parameters": [a],
+            "responses": {"200": {"description": "Assessment with participations"}, **ERRORS}}},
+        "/api/assessments/{assessmentId}/points/{studentId}": {"put": {
+            "summary": "Enter a student's points (a total, or per task id; half points allowed)", "parameters": [a, st],
+            "requestBody": _body("PointsIn"), "responses": ok("Participation")}},
+        "/api/assessments/{assessmentId}/participations/{studentId}/status": {"put": {
+            "summary": "Mark pending, graded, absent or exempt", "parameters": [a, st], "requestBody": _body("StatusIn"),
+            "responses": ok("Participation")}},
+        "/api/assessments/{assessmentId}/participations/{studentId}/override": {
+            "put": {"summary": "A manual grade with a reason (never overwritten by apply)", "parameters": [a, st],
+                    "requestBody": _body("OverrideIn"), "responses": ok("Participation")},
+            "delete": {"summary": "Remove a manual grade", "parameters": [a, st], "responses": ok("Participation")}},
+        "/api/assessments/{assessmentId}/participations/{studentId}/history": {"get": {
+            "summary": "Every grade of the student and the scheme version or override that produced it",
+            "parameters": [a, st], "responses": ok("GradeHistory")}},
+        "/api/assessments/{assessmentId}/schemes": {
+            "post": {"summary": "Save a draft scheme (seed form or lower-bound form); the next version",
+                     "parameters": [a], "requestBody": _body("SchemeIn"),
+                     "responses": {"201": _json("Scheme", "Created"), **ERRORS}},
+            "get": {"summary": "Every version with who applied it and when", "parameters": [a],
+                    "responses": {"200": {"description": "{schemes: [Scheme]}"}, **ERRORS}}},
+        "/api/assessments/{assessmentId}/scheme-check": {"post": {
+            "summary": "Check an unsaved config: problems, or counts per grade and pass rate", "parameters": [a],
+            "requestBody": _body("SchemeIn"), "responses": {"200": {"description": "{valid, problems, counts, passRate}"},
+                                                            **ERRORS}}},
+        "/api/schemes/{schemeId}": {
+            "get": {"summary": "One scheme version", "parameters": [sc], "responses": ok("Scheme")},
+            "put": {"summary": "Change a draft in place; an applied version makes the next version (201)",
+                    "parameters": [sc], "requestBody": _body("SchemeIn"),
+                    "responses": {"200": _json("Scheme"), "201": _json("Scheme", "New version"), **ERRORS}}},
+        "/api/schemes/{schemeId}/distribution": {"get": {
+            "summary": "Statistics and histogram of the graded points", "parameters": [sc], "responses": ok("Distribution")}},
+        "/api/schemes/{schemeId}/preview": {"get": {
+            "summary": "Per student: points, percentage, proposed and current grade; counts and pass rate",
+            "parameters": [sc], "responses": ok("Preview")}},
+        "/api/schemes/{schemeId}/apply": {"post": {
+            "summary": "Apply the version (one transaction; overrides skipped; idempotent)", "parameters": [sc],
+            "responses": ok("ApplyResult")}},
+        "/api/curves/two-point": {"post": {
+            "summary": "Every band from passing and excellence thresholds", "requestBody": _body("TwoPointIn"),
+            "responses": ok("Bands")}},
+        "/api/curves/boundaries": {"post": {
+            "summary": "Bands from one boundary per grade (manual mode)", "requestBody": _body("BoundariesIn"),
+            "responses": ok("Bands")}},
+        "/api/me/grades": {"get": {"summary": "A student's own grades in the session's offering",
+                                   "responses": {"200": {"description": "OK"}, **ERRORS}}},
     }
 
 
 @functools.cache
 def document() -> dict[str, Any]:
     """The whole OpenAPI document (built once per process)."""
-    _, defs = models_json_schema([(m, "validation") for m in SCHEMAS], ref_template="#/components/schemas/{model}")
+    _, defs = models_json_schema([(m, "validation") for m in (*SCHEMAS, *ASSESSMENT_SCHEMAS)], ref_template="#/components/schemas/{model}")
     schemas = {**defs.get("$defs", {}), **RESPONSES}
     return {
         "openapi": "3.1.0",

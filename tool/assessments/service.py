@@ -1,0 +1,439 @@
+"""Assessment services: participations and their points, scheme versions, distribution,
+preview, apply (one transaction, batched), manual overrides and regrading.
+
+Services never commit. Grades are computed by tool/schemes (pure); this module only loads
+and stores. Every grade written leaves a GradeEvent naming what produced it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from tool.assessments.models import Assessment, GradeEvent, GradeScheme, Participation, Task, TaskPoints
+from tool.clock import utcnow
+from tool.errors import NotFound, ToolError, ValidationError
+from tool.ledger import service as ledger
+from tool.schemes import bands as scheme_bands
+from tool.schemes import stats
+
+ZERO = Decimal("0.00")
+
+
+class SchemeApplied(ToolError):
+    """An applied scheme version never changes."""
+
+    code = "scheme_applied"
+
+
+class OverrideInvalid(ToolError):
+    """A manual grade must come from the scheme's scale and have a reason."""
+
+    code = "override_invalid"
+
+
+# -- assessments and participations --------------------------------------------------------
+
+
+def create_assessment(
+    db: Session, *, offering_id: int, course_id: int, title: str, max_points: Decimal, source: str, kind: str,
+    ledger_type_codes: Sequence[str] | None, tasks: Sequence[tuple[str, Decimal]], actor_id: int,
+) -> Assessment:
+    """Create an assessment with its tasks and a participation per roster student."""
+    if tasks and source != "tasks":
+        raise ValidationError("Only an assessment fed by tasks has tasks.",
+                              details=[{"field": "tasks", "message": "not allowed with source ledger"}])
+    assessment = Assessment(offering_id=offering_id, title=title, max_points=max_points, source=source, kind=kind,
+                            ledger_type_codes=list(ledger_type_codes) if ledger_type_codes else None,
+                            created_by=actor_id, created_at=utcnow())
+    db.add(assessment)
+    db.flush()
+    for position, (task_title, task_max) in enumerate(tasks, start=1):
+        db.add(Task(assessment_id=assessment.id, position=position, title=task_title, max_points=task_max))
+    students = [p.id for p in ledger.roster_students(db, course_id=course_id)]
+    if students:
+        db.execute(insert(Participation.__table__), [
+            {"assessment_id": assessment.id, "student_id": sid, "status": "pending", "manual_override": False,
+             "updated_at": utcnow()} for sid in students
+        ])
+    if source == "ledger":
+        refresh_ledger_points(db, assessment=assessment, student_ids=students)
+    db.flush()
+    return assessment
+
+
+def get_assessment(db: Session, assessment_id: int) -> Assessment:
+    """The assessment, or NotFound."""
+    a = db.get(Assessment, assessment_id)
+    if a is None:
+        raise NotFound(f"Assessment {assessment_id} does not exist.")
+    return a
+
+
+def assessments_of(db: Session, *, offering_id: int) -> list[Assessment]:
+    """An offering's assessments, oldest first."""
+    return list(db.scalars(select(Assessment).where(Assessment.offering_id == offering_id).order_by(Assessment.id)))
+
+
+def tasks_of(db: Session, *, assessment_id: int) -> list[Task]:
+    """An assessment's tasks in order."""
+    return list(db.scalars(select(Task).where(Task.assessment_id == assessment_id).order_by(Task.position)))
+
+
+def participations_of(db: Session, *, assessment_id: int) -> list[Participation]:
+    """Every participation of an assessment."""
+    return list(db.scalars(select(Participation).where(Participation.assessment_id == assessment_id)
+                           .order_by(Participation.id)))
+
+
+def task_points_of(db: Session, *, assessment_id: int) -> dict[int, dict[int, Decimal]]:
+    """participation id → task id → points."""
+    rows = db.execute(
+        select(TaskPoints.participation_id, TaskPoints.task_id, TaskPoints.points)
+        .join(Participation, Participation.id == TaskPoints.participation_id)
+        .where(Participation.assessment_id == assessment_id)
+    )
+    out: dict[int, dict[int, Decimal]] = {}
+    for pid, tid, pts in rows:
+        out.setdefault(pid, {})[tid] = pts
+    return out
+
+
+def participation(db: Session, *, assessment: Assessment, student_id: int, course_id: int) -> Participation:
+    """The student's participation, created for a roster student who joined later."""
+    p = db.scalar(select(Participation).where(Participation.assessment_id == assessment.id,
+                                              Participation.student_id == student_id))
+    if p is not None:
+        return p
+    ledger.require_students(db, course_id=course_id, student_ids=[student_id])
+    p = Participation(assessment_id=assessment.id, student_id=student_id, status="pending", manual_override=False,
+                      updated_at=utcnow())
+    db.add(p)
+    db.flush()
+    return p
+
+
+def set_points(
+    db: Session, *, assessment: Assessment, part: Participation, points: Decimal | None,
+    task_points: dict[int, Decimal | None] | None, actor_id: int,
+) -> Participation:
+    """Enter a total or per-task points (None clears a task); regrade at once if a scheme was applied."""
+    if assessment.source != "tasks":
+        raise ValidationError("This assessment takes its points from the ledger; record ledger entries instead.",
+                              code="points_from_ledger")
+    tasks = {t.id: t for t in tasks_of(db, assessment_id=assessment.id)}
+    if task_points is not None:
+        unknown = [tid for tid in task_points if tid not in tasks]
+        if unknown:
+            raise ValidationError("Unknown task.", details=[{"field": f"tasks.{t}", "message": "no such task"} for t in unknown])
+        for tid, pts in task_points.items():
+            existing = db.scalar(select(TaskPoints).where(TaskPoints.participation_id == part.id, TaskPoints.task_id == tid))
+            if pts is None:
+                if existing is not None:
+                    db.delete(existing)
+            elif existing is None:
+                db.add(TaskPoints(participation_id=part.id, task_id=tid, points=pts))
+            else:
+                existing.points = pts
+        db.flush()
+        total = db.scalar(select(func.sum(TaskPoints.points)).where(TaskPoints.participation_id == part.id))
+        has_any = db.scalar(select(func.count()).select_from(TaskPoints).where(TaskPoints.participation_id == part.id))
+        part.points_total = total if has_any else None
+    else:
+        if tasks and points is not None:
+            raise ValidationError("This assessment has tasks: enter points per task.",
+                                  details=[{"field": "points", "message": "use tasks"}])
+        part.points_total = points
+    if part.status in ("pending", "graded"):
+        part.status = "graded" if part.points_total is not None else "pending"
+    part.updated_at = utcnow()
+    regrade(db, assessment=assessment, parts=[part], actor_id=actor_id)
+    return part
+
+
+def set_status(db: Session, *, assessment: Assessment, part: Participation, status: str, actor_id: int) -> Participation:
+    """Mark a participation pending/graded/absent/exempt; regrade."""
+    if status == "graded" and part.points_total is None:
+        raise ValidationError("Enter points before marking a participation graded.",
+                              details=[{"field": "status", "message": "no points yet"}])
+    part.status = status
+    part.updated_at = utcnow()
+    regrade(db, assessment=assessment, parts=[part], actor_id=actor_id)
+    return part
+
+
+def refresh_ledger_points(db: Session, *, assessment: Assessment, student_ids: Iterable[int]) -> list[Participation]:
+    """Recompute a ledger-fed assessment's totals for these students (one aggregate query)."""
+    ids = list(set(student_ids))
+    if not ids:
+        return []
+    totals = ledger.totals_by_student(db, offering_id=assessment.offering_id, student_ids=ids)
+    codes = set(assessment.ledger_type_codes or [])
+    parts = list(db.scalars(select(Participation).where(Participation.assessment_id == assessment.id,
+                                                        Participation.student_id.in_(ids))))
+    for part in parts:
+        t = totals.get(part.student_id)
+        if t is None or t.count == 0:
+            total = None
+        elif codes:
+            total = sum((v for code, v in t.by_type.items() if code in codes), ZERO)
+        else:
+            total = t.total
+        part.points_total = total
+        if part.status in ("pending", "graded"):
+            part.status = "graded" if total is not None else "pending"
+        part.updated_at = utcnow()
+    return parts
+
+
+def ledger_changed(db: Session, *, offering_id: int, student_ids: Sequence[int], actor_id: int | None) -> list[Participation]:
+    """After a ledger change: refresh and regrade the ledger-fed assessments of the offering."""
+    changed: list[Participation] = []
+    for a in db.scalars(select(Assessment).where(Assessment.offering_id == offering_id, Assessment.source == "ledger")):
+        parts = refresh_ledger_points(db, assessment=a, student_ids=student_ids)
+        regrade(db, assessment=a, parts=parts, actor_id=actor_id)
+        changed.extend(parts)
+    return changed
+
+
+# -- schemes ---------------------------------------------------------------------------------
+
+
+def scheme_config(scheme: GradeScheme, assessment: Assessment) -> scheme_bands.SchemeConfig:
+    """The parsed configuration of a stored scheme."""
+    return scheme_bands.parse_config(scheme.config, max_points=assessment.max_points)
+
+
+def active_scheme(db: Session, *, assessment_id: int) -> GradeScheme | None:
+    """The active version (draft or applied)."""
+    return db.scalar(select(GradeScheme).where(GradeScheme.assessment_id == assessment_id, GradeScheme.active))
+
+
+def last_applied_scheme(db: Session, *, assessment_id: int) -> GradeScheme | None:
+    """The most recently applied version: the one current grades came from."""
+    return db.scalar(select(GradeScheme).where(GradeScheme.assessment_id == assessment_id,
+                                               GradeScheme.applied_at.is_not(None))
+                     .order_by(GradeScheme.applied_at.desc(), GradeScheme.version.desc()).limit(1))
+
+
+def scheme_versions(db: Session, *, assessment_id: int) -> list[GradeScheme]:
+    """Every version, newest first."""
+    return list(db.scalars(select(GradeScheme).where(GradeScheme.assessment_id == assessment_id)
+                           .order_by(GradeScheme.version.desc())))
+
+
+def get_scheme(db: Session, scheme_id: int) -> GradeScheme:
+    """The scheme version, or NotFound."""
+    s = db.get(GradeScheme, scheme_id)
+    if s is None:
+        raise NotFound(f"Grade scheme {scheme_id} does not exist.")
+    return s
+
+
+def save_scheme(db: Session, *, assessment: Assessment, raw_config: dict[str, Any], actor_id: int,
+                draft: GradeScheme | None = None) -> GradeScheme:
+    """Validate a config and store it: into `draft` when it is an unapplied version, else as the next version."""
+    config = scheme_bands.parse_config(raw_config, max_points=assessment.max_points)
+    canonical, digest = scheme_bands.canonical(config), scheme_bands.version_hash(config)
+    if draft is not None and draft.applied_at is None:
+        draft.config, draft.version_hash = canonical, digest
+        return draft
+    latest = db.scalar(select(func.max(GradeScheme.version)).where(GradeScheme.assessment_id == assessment.id)) or 0
+    # Deactivate first: the partial unique index allows one active version per assessment.
+    db.execute(update(GradeScheme).where(GradeScheme.assessment_id == assessment.id, GradeScheme.active)
+               .values(active=False))
+    scheme = GradeScheme(assessment_id=assessment.id, version=latest + 1, kind="absolute", config=canonical,
+                         version_hash=digest, active=True, created_by=actor_id, created_at=utcnow())
+    db.add(scheme)
+    db.flush()
+    return scheme
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """What applying a scheme would do to one participation."""
+
+    participation_id: int
+    student_id: int
+    status: str
+    points: Decimal | None
+    percentage: Decimal | None
+    proposed_grade: str | None
+    current_grade: str | None
+    overridden: bool
+
+    @property
+    def changes(self) -> bool:
+        """True when applying would change this grade."""
+        return not self.overridden and self.proposed_grade != self.current_grade
+
+
+def _proposed(config: scheme_bands.SchemeConfig, status: str, points: Decimal | None, max_points: Decimal) -> str | None:
+    if status == "exempt":
+        return None
+    if status == "absent":
+        return config.absent_grade
+    if points is None:
+        return None
+    return scheme_bands.grade_for(config, points, max_points=max_points)
+
+
+def preview(db: Session, *, assessment: Assessment, config: scheme_bands.SchemeConfig) -> list[PreviewRow]:
+    """Per participation: points, percentage, proposed and current grade (one query)."""
+    rows = db.execute(
+        select(Participation.id, Participation.student_id, Participation.status, Participation.points_total,
+               Participation.grade_value, Participation.manual_override)
+        .where(Participation.assessment_id == assessment.id).order_by(Participation.id)
+    )
+    mx = assessment.max_points
+    out = []
+    for pid, sid, status, pts, current, overridden in rows:
+        pct = (pts / mx * 100).quantize(Decimal("0.01")) if pts is not None and mx else None
+        proposed = current if overridden else _proposed(config, status, pts, mx)
+        out.append(PreviewRow(pid, sid, status, pts, pct, proposed, current, bool(overridden)))
+    return out
+
+
+def distribution(db: Session, *, assessment: Assessment) -> stats.Distribution:
+    """Statistics and histogram of the graded participations' points."""
+    points = list(db.scalars(select(Participation.points_total).where(
+        Participation.assessment_id == assessment.id, Participation.status == "graded",
+        Participation.points_total.is_not(None))))
+    return stats.distribution(points, max_points=assessment.max_points)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What an apply did."""
+
+    scheme_id: int
+    changed: int
+    unchanged: int
+    overridden: int
+    already_applied: bool
+
+
+def _write_grades(db: Session, *, changes: list[dict[str, Any]], scheme_id: int | None, source: str,
+                  actor_id: int | None) -> None:
+    """Batched UPDATE of grades plus one GradeEvent per change (executemany, not a loop of ORM saves)."""
+    if not changes:
+        return
+    now = utcnow()
+    db.flush()
+    db.connection().execute(
+        update(Participation.__table__).where(Participation.__table__.c.id == bindparam("pid")).values(
+            grade_value=bindparam("grade"), grade_source=bindparam("gsource"),
+            grade_scheme_id=bindparam("scheme_id"), updated_at=bindparam("now")),
+        [{"pid": c["pid"], "grade": c["grade"], "gsource": c["gsource"], "scheme_id": c["scheme_id"], "now": now}
+         for c in changes],
+    )
+    db.connection().execute(insert(GradeEvent.__table__), [
+        {"participation_id": c["pid"], "grade_value": c["grade"], "source": c["esource"], "scheme_id": c["scheme_id"],
+         "points_total": c["points"], "reason": None, "actor_id": actor_id, "at": now} for c in changes
+    ])
+    db.expire_all()
+
+
+def _change(row: PreviewRow, scheme_id: int) -> dict[str, Any]:
+    if row.status == "absent" and row.proposed_grade is not None:
+        gsource, esource = "absent", "absent"
+    elif row.proposed_grade is None:
+        gsource, esource = None, "exempt" if row.status == "exempt" else "cleared"
+    else:
+        gsource, esource = "scheme", "scheme"
+    return {"pid": row.participation_id, "grade": row.proposed_grade, "gsource": gsource, "esource": esource,
+            "scheme_id": scheme_id if row.proposed_grade is not None else None, "points": row.points}
+
+
+def apply_scheme(db: Session, *, assessment: Assessment, scheme: GradeScheme, actor_id: int) -> ApplyResult:
+    """Grade every participation with this version (overrides skipped); idempotent."""
+    config = scheme_config(scheme, assessment)
+    rows = preview(db, assessment=assessment, config=config)
+    current_source = dict(db.execute(select(Participation.id, Participation.grade_scheme_id)
+                                     .where(Participation.assessment_id == assessment.id)).all())
+    changes = []
+    for r in rows:
+        if r.overridden:
+            continue
+        produced_here = current_source.get(r.participation_id) == scheme.id or r.proposed_grade is None
+        if r.changes or (r.proposed_grade is not None and not produced_here):
+            changes.append(_change(r, scheme.id))
+    already = scheme.applied_at is not None and not changes
+    if not already:
+        _write_grades(db, changes=changes, scheme_id=scheme.id, source="scheme", actor_id=actor_id)
+        scheme = db.get(GradeScheme, scheme.id) or scheme
+        scheme.applied_at, scheme.applied_by = utcnow(), actor_id
+    overridden = sum(1 for r in rows if r.overridden)
+    return ApplyResult(scheme.id, len(changes), len(rows) - len(changes) - overridden, overridden, already)
+
+
+def regrade(db: Session, *, assessment: Assessment, parts: Sequence[Participation], actor_id: int | None) -> int:
+    """After a change of points or status: regrade these participations with the last applied version."""
+    scheme = last_applied_scheme(db, assessment_id=assessment.id)
+    if scheme is None or not parts:
+        return 0
+    config = scheme_config(scheme, assessment)
+    changes = []
+    for p in parts:
+        if p.manual_override:
+            continue
+        proposed = _proposed(config, p.status, p.points_total, assessment.max_points)
+        if proposed != p.grade_value or (proposed is not None and p.grade_scheme_id != scheme.id):
+            pct = None
+            row = PreviewRow(p.id, p.student_id, p.status, p.points_total, pct, proposed, p.grade_value, False)
+            changes.append(_change(row, scheme.id))
+    _write_grades(db, changes=changes, scheme_id=scheme.id, source="scheme", actor_id=actor_id)
+    return len(changes)
+
+
+# -- overrides and audit ------------------------------------------------------------------------
+
+
+def set_override(db: Session, *, assessment: Assessment, part: Participation, grade: str, reason: str,
+                 actor_id: int) -> Participation:
+    """A manual grade with a reason; apply never overwrites it."""
+    scheme = active_scheme(db, assessment_id=assessment.id) or last_applied_scheme(db, assessment_id=assessment.id)
+    if scheme is not None:
+        scale = scheme_config(scheme, assessment).scale
+        if grade not in scale.grades:
+            raise OverrideInvalid(f"{grade!r} is not a grade of the {scale.name} scale.",
+                                  details=[{"field": "grade", "message": "one of " + ", ".join(scale.grades)}])
+    if not reason.strip():
+        raise OverrideInvalid("A manual grade needs a reason.", details=[{"field": "reason", "message": "required"}])
+    now = utcnow()
+    part.manual_override, part.grade_value, part.grade_source, part.grade_scheme_id = True, grade, "override", None
+    part.override_reason, part.override_by, part.override_at, part.updated_at = reason, actor_id, now, now
+    db.add(GradeEvent(participation_id=part.id, grade_value=grade, source="override", scheme_id=None,
+                      points_total=part.points_total, reason=reason, actor_id=actor_id, at=now))
+    db.flush()
+    return part
+
+
+def remove_override(db: Session, *, assessment: Assessment, part: Participation, actor_id: int) -> Participation:
+    """Drop a manual grade; the last applied scheme grades the participation again."""
+    if not part.manual_override:
+        raise OverrideInvalid("This grade is not a manual override.")
+    now = utcnow()
+    part.manual_override, part.override_reason, part.override_by, part.override_at = False, None, None, None
+    part.grade_value, part.grade_source, part.grade_scheme_id, part.updated_at = None, None, None, now
+    db.add(GradeEvent(participation_id=part.id, grade_value=None, source="override_removed", scheme_id=None,
+                      points_total=part.points_total, reason=None, actor_id=actor_id, at=now))
+    db.flush()
+    regrade(db, assessment=assessment, parts=[part], actor_id=actor_id)
+    return part
+
+
+def grade_history(db: Session, *, participation_id: int) -> list[GradeEvent]:
+    """Every grade a participation had, oldest first."""
+    return list(db.scalars(select(GradeEvent).where(GradeEvent.participation_id == participation_id)
+                           .order_by(GradeEvent.id)))
+
+
+def applied_at_of(schemes: Iterable[GradeScheme]) -> dict[int, dt.datetime | None]:
+    """scheme id → applied_at (for audit listings)."""
+    return {s.id: s.applied_at for s in schemes}

@@ -1,0 +1,110 @@
+"""Request bodies of the assessments and schemes API (pydantic; also the OpenAPI schemas)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PlainValidator, WithJsonSchema
+
+from tool.ledger.rules import parse_points
+from tool.web.schemas import ApiModel, PointsValue, TypeCode
+
+
+def _positive_points(value: Any) -> Decimal:
+    points = parse_points(value)
+    if points <= 0:
+        raise ValueError("must be greater than 0")
+    return points
+
+
+def _big_points(value: Any) -> Decimal:
+    # A maximum or a total may exceed one ledger entry's range (a course grade over many entries).
+    from tool.ledger.rules import RuleViolation
+
+    text = str(value).strip() if not isinstance(value, Decimal) else value
+    try:
+        points = Decimal(text) if not isinstance(text, Decimal) else text
+    except Exception:
+        raise RuleViolation("must be a number") from None
+    if not points.is_finite() or points <= 0 or points > Decimal("99999999.99"):
+        raise RuleViolation("must be greater than 0 and at most 99999999.99")
+    if points != points.quantize(Decimal("0.01")):
+        raise RuleViolation("has more than two decimal places")
+    return points.quantize(Decimal("0.01"))
+
+
+MaxPoints = Annotated[Decimal, PlainValidator(_big_points),
+                      WithJsonSchema({"oneOf": [{"type": "number"}, {"type": "string"}], "description": "> 0"})]
+TaskMax = Annotated[Decimal, PlainValidator(_positive_points),
+                    WithJsonSchema({"oneOf": [{"type": "number"}, {"type": "string"}], "description": "> 0"})]
+
+
+class TaskIn(ApiModel):
+    """A task of an assessment."""
+
+    title: str = Field(min_length=1, max_length=200)
+    max_points: TaskMax
+
+
+class AssessmentCreate(ApiModel):
+    """POST /api/offerings/{offeringId}/assessments"""
+
+    title: str = Field(min_length=1, max_length=200)
+    max_points: MaxPoints
+    source: Literal["tasks", "ledger"] = "tasks"
+    kind: Literal["exam", "course_grade"] = "exam"
+    ledger_type_codes: list[TypeCode] | None = None
+    tasks: list[TaskIn] = Field(default_factory=list, max_length=100)
+
+
+class PointsIn(ApiModel):
+    """PUT /api/assessments/{id}/points/{studentId}: a total, or points per task id (null clears)."""
+
+    points: PointsValue | None = None
+    tasks: dict[int, PointsValue | None] | None = None
+
+
+class StatusIn(ApiModel):
+    """PUT …/participations/{studentId}/status"""
+
+    status: Literal["pending", "graded", "absent", "exempt"]
+
+
+class OverrideIn(ApiModel):
+    """PUT …/participations/{studentId}/override: a manual grade with a reason."""
+
+    grade: str = Field(min_length=1, max_length=20)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class SchemeIn(ApiModel):
+    """POST /api/assessments/{id}/schemes and PUT /api/schemes/{id}: the config in the seed's
+    form ({bands: [{min_points, max_points, grade}]} or min_pct/max_pct) or lower-bound form
+    ({unit, bands: [{min, grade}]}), with optional scale, step, rounding, absentGrade."""
+
+    config: dict[str, Any]
+
+
+class TwoPointIn(ApiModel):
+    """POST /api/curves/two-point"""
+
+    passing: PointsValue
+    excellence: PointsValue
+    step: PointsValue = Decimal("1")
+    max_points: MaxPoints
+    scale: Any = "german"
+    unit: Literal["points", "percent"] = "points"
+
+
+class BoundariesIn(ApiModel):
+    """POST /api/curves/boundaries: one lower bound per grade but the worst, best first."""
+
+    boundaries: list[PointsValue] = Field(min_length=1, max_length=50)
+    step: PointsValue | None = None
+    scale: Any = "german"
+    unit: Literal["points", "percent"] = "points"
+    max_points: MaxPoints
+
+
+SCHEMAS = [TaskIn, AssessmentCreate, PointsIn, StatusIn, OverrideIn, SchemeIn, TwoPointIn, BoundariesIn]
