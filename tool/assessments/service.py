@@ -31,6 +31,12 @@ class SchemeApplied(ToolError):
     code = "scheme_applied"
 
 
+class SchemeNotActive(ToolError):
+    """Only the active version is applied; an older one comes back as a new version."""
+
+    code = "scheme_not_active"
+
+
 class OverrideInvalid(ToolError):
     """A manual grade must come from the scheme's scale and have a reason."""
 
@@ -352,6 +358,9 @@ def _change(row: PreviewRow, scheme_id: int) -> dict[str, Any]:
 
 def apply_scheme(db: Session, *, assessment: Assessment, scheme: GradeScheme, actor_id: int) -> ApplyResult:
     """Grade every participation with this version (overrides skipped); idempotent."""
+    if not scheme.active:
+        raise SchemeNotActive(f"Version {scheme.version} is no longer the active version of this scheme; "
+                              "save its bands again to make them the next version, then apply that.")
     config = scheme_config(scheme, assessment)
     rows = preview(db, assessment=assessment, config=config)
     current_source = dict(db.execute(select(Participation.id, Participation.grade_scheme_id)

@@ -23,6 +23,7 @@ from tool.errors import (
     ToolError,
     ValidationError,
 )
+from tool.assessments.service import OverrideInvalid, SchemeApplied, SchemeNotActive
 from tool.ledger.service import EntryVoided, StudentNotInOffering
 from tool.lti.nrps import RosterUnavailable
 from tool.lti.roster import RosterNotOffered
@@ -31,6 +32,9 @@ log = logging.getLogger("tool.web")
 
 STATUS: list[tuple[type[ToolError], int]] = [
     (EntryVoided, 409),
+    (SchemeApplied, 409),
+    (SchemeNotActive, 409),
+    (OverrideInvalid, 422),
     (StudentNotInOffering, 422),
     (DeploymentNotActive, 403),
     (LaunchError, 400),
