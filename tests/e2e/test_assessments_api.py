@@ -371,3 +371,18 @@ def test_a_teacher_of_another_course_cannot_reach_the_assessment(exam: Exam) -> 
         r = exam.call(method, path, body, token=stranger)
         assert r.status_code == 403, (method, path, r.text)
     assert exam.grades()["Bob"] is None and exam.participation("Bob")["points"] == "38.00"
+
+
+def test_a_student_who_joins_later_gets_a_participation_and_is_graded_by_apply(exam: Exam) -> None:
+    exam.enter_seed_points()
+    scheme = exam.scheme(SEED_POINTS)
+    newcomer = exam.stack.platform.students[len(SEED_CLASS)]
+    token = exam.stack.launch(newcomer.id).token or ""
+    newcomer_id = exam.stack.api(token, "/api/me").json()["personId"]
+    listed = exam.call("GET", f"/api/assessments/{exam.id}").json()["participations"]
+    assert newcomer_id in [p["studentId"] for p in listed]
+    r = exam.call("PUT", f"/api/assessments/{exam.id}/points/{newcomer_id}", {"points": "42"})
+    assert r.status_code == 200, r.text
+    exam.apply(scheme["id"])
+    mine = exam.call("GET", "/api/me/grades", token=token).json()["grades"]
+    assert mine[0]["participation"]["grade"] == "1.7"

@@ -73,6 +73,23 @@ def create_assessment(
     return assessment
 
 
+def ensure_participations(db: Session, *, assessment: Assessment, course_id: int) -> int:
+    """Add a participation for every roster student who joined after the assessment was made."""
+    have = set(db.scalars(select(Participation.student_id).where(Participation.assessment_id == assessment.id)))
+    missing = [p.id for p in ledger.roster_students(db, course_id=course_id) if p.id not in have]
+    if not missing:
+        return 0
+    db.execute(insert(Participation.__table__), [
+        {"assessment_id": assessment.id, "student_id": sid, "status": "pending", "manual_override": False,
+         "updated_at": utcnow()} for sid in missing
+    ])
+    if assessment.source == "ledger":
+        parts = refresh_ledger_points(db, assessment=assessment, student_ids=missing)
+        regrade(db, assessment=assessment, parts=parts, actor_id=None)
+    db.flush()
+    return len(missing)
+
+
 def get_assessment(db: Session, assessment_id: int) -> Assessment:
     """The assessment, or NotFound."""
     a = db.get(Assessment, assessment_id)

@@ -135,6 +135,8 @@ def get_assessment(assessment_id: int) -> Any:
     s = current_session()
     a = assessment_for(assessment_id, s)
     db = get_db()
+    if s.is_staff and svc.ensure_participations(db, assessment=a, course_id=_course_of(a, s)):
+        db.commit()  # students who joined the roster later get their row (idempotent)
     parts = svc.participations_of(db, assessment_id=a.id)
     if not s.is_staff:
         if Role.STUDENT not in s.roles:
@@ -336,6 +338,7 @@ def apply(scheme_id: int) -> Any:
     s = current_session()
     scheme, a = scheme_for(scheme_id, s)
     db = get_db()
+    svc.ensure_participations(db, assessment=a, course_id=_course_of(a, s))
     result = gradebook.apply_scheme(db, assessment=a, scheme=scheme, actor_id=s.person_id)
     applied = db.get(GradeScheme, scheme.id)
     db.commit()
