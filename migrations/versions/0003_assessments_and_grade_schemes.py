@@ -102,7 +102,7 @@ def upgrade() -> None:
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('actor_id', sa.Integer(), nullable=True),
     sa.Column('at', tool.db.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['actor_id'], ['person.id'], name=op.f('fk_grade_event_actor_id_person'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['actor_id'], ['person.id'], name=op.f('fk_grade_event_actor_id_person'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['participation_id'], ['participation.id'], name=op.f('fk_grade_event_participation_id_participation'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['scheme_id'], ['grade_scheme.id'], name=op.f('fk_grade_event_scheme_id_grade_scheme'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_grade_event'))

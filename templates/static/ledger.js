@@ -14,6 +14,8 @@
 
   var meta = document.querySelector('meta[name="tally-session"]');
   var TOKEN = meta ? meta.getAttribute("content") : "";
+  // session.js renews the token before it expires and says so with this event.
+  document.addEventListener("tally:session", function (e) { TOKEN = e.detail.token; });
 
   // -- small helpers ----------------------------------------------------------------------
 

@@ -386,3 +386,23 @@ def test_a_student_who_joins_later_gets_a_participation_and_is_graded_by_apply(e
     exam.apply(scheme["id"])
     mine = exam.call("GET", "/api/me/grades", token=token).json()["grades"]
     assert mine[0]["participation"]["grade"] == "1.7"
+
+
+def test_apply_counts_what_the_preview_counts(exam: Exam) -> None:
+    exam.enter_seed_points()
+    first = exam.scheme(SEED_POINTS)
+    exam.apply(first["id"])
+    same = exam.scheme({"unit": "points", "bands": [{"min": b["min_points"], "grade": b["grade"]}
+                                                   for b in SEED_POINTS["bands"]]})
+    preview = exam.call("GET", f"/api/schemes/{same['id']}/preview").json()
+    assert sum(r["changes"] for r in preview["rows"]) == 0
+    result = exam.apply(same["id"])
+    assert (result["changed"], result["restamped"], result["alreadyApplied"]) == (0, 4, False)
+    assert result["message"] == "Applied version 2: 0 grades changed, 4 unchanged grades now attributed to this version."
+    assert exam.participation("Alice")["schemeId"] == same["id"]
+    one = exam.scheme(SEED_POINTS | {"bands": [dict(b, min_points=39) if b["grade"] == "2.0" else
+                                               dict(b, max_points=38) if b["grade"] == "2.3" else b
+                                               for b in SEED_POINTS["bands"]]})
+    result = exam.apply(one["id"])
+    assert result["message"].startswith("Applied version 3: 1 grade changed")
+    assert exam.grades()["Bob"] == "2.3"

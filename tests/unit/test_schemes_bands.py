@@ -280,14 +280,14 @@ PROBLEMS = [
      "two decimal places"),
     ("a min is off the step", {**LOWER_POINTS, "step": "0.5"} | with_bands(LOWER_POINTS, b2={"min": "41.75"}), 2,
      "min", "not a multiple of the step 0.5"),
-    ("two mins are equal", with_bands(LOWER_POINTS, b2={"min": 48}), 2, "min", "equals the min of band 1 (1.3)"),
-    ("mins go up", with_bands(LOWER_POINTS, b2={"min": 50}), 2, "min", "must be below the min 48 of band 1 (1.3)"),
+    ("two mins are equal", with_bands(LOWER_POINTS, b2={"min": 48}), 2, "min", "equals the min of band 2 (1.3)"),
+    ("mins go up", with_bands(LOWER_POINTS, b2={"min": 50}), 2, "min", "must be below the min 48 of band 2 (1.3)"),
     ("a grade is off the scale", with_bands(LOWER_POINTS, b3={"grade": "2.5"}), 3, "grade",
      "'2.5' is not a grade of the german scale"),
     ("a grade is used twice", with_bands(LOWER_POINTS, b1={"grade": "1.0"}), 1, "grade",
-     "already the grade of band 0"),
+     "already the grade of band 1"),
     ("grades go the wrong way", with_bands(LOWER_POINTS, b1={"grade": "1.7"}, b2={"grade": "1.3"}), 2, "grade",
-     "1.3 must be worse than 1.7 of band 1"),
+     "1.3 must be worse than 1.7 of band 2"),
     ("no band fails", with_bands(LOWER_POINTS, b6={"grade": "3.3"}, b7={"grade": "3.7"}, b8={"grade": "4.0"}),
      8, "grade", "no band gives a failing grade (5.0)"),
     ("no band passes", {"unit": "points", "bands": [{"min": 0, "grade": "5.0"}]}, None, "bands",
@@ -312,9 +312,9 @@ PROBLEMS = [
     ("the top percent band stops short", with_bands(SEED_PERCENT, b0={"max_pct": 99}), 0, "max_pct",
      "must reach the maximum 100%"),
     ("a seed max overlaps the band above", with_bands(SEED_POINTS, b1={"max_points": 54}), 1, "max_points",
-     "overlaps band 0 (1.0), which starts at 54"),
+     "overlaps band 1 (1.0), which starts at 54"),
     ("a seed max leaves a gap", with_bands(SEED_POINTS, b1={"max_points": 50}), 1, "max_points",
-     "leaves a gap below band 0 (1.0)"),
+     "leaves a gap below band 1 (1.0)"),
     ("a seed max leaves a gap wider than the step", {**SEED_POINTS, "step": "0.5"}, 1, "max_points",
      "the gap may be at most 0.5"),
 ]
@@ -354,7 +354,7 @@ def test_an_unreadable_band_holds_back_the_checks_over_all_bands() -> None:
 def test_refusal_is_a_validation_error_whose_message_names_each_band() -> None:
     with pytest.raises(ValidationError) as caught:
         parse_config(with_bands(LOWER_POINTS, b2={"min": 50}), max_points=SIXTY)
-    assert "band 2 (1.7) min: 50 must be below the min 48 of band 1 (1.3)" in caught.value.message
+    assert "band 3 (1.7) min: 50 must be below the min 48 of band 2 (1.3)" in caught.value.message
 
 
 def test_problems_of_a_config_built_in_code_use_the_field_min() -> None:

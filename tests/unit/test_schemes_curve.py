@@ -137,7 +137,7 @@ def test_boundaries_for_other_scales_and_units(boundaries: list[Any], scale: Sca
     [
         (["30", "40"], None, "boundaries", "needs 1 boundaries"),
         ([], None, "boundaries", "not 0"),
-        (["0"], 1, "min", "0 equals the min of band 0 (pass)"),
+        (["0"], 1, "min", "0 equals the min of band 1 (pass)"),
         (["61"], 0, "min", "above the maximum 60 points"),
         (["thirty"], 0, "min", "must be a number"),
         (["30.25"], 0, "min", "not a multiple of the step 0.5"),

@@ -128,5 +128,5 @@ class GradeEvent(Base):
     scheme_id: Mapped[int | None] = mapped_column(ForeignKey("grade_scheme.id", ondelete="SET NULL"), nullable=True)
     points_total: Mapped[Decimal | None] = mapped_column(Points(10), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), nullable=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"), nullable=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

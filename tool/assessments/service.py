@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from tool.assessments.models import Assessment, GradeEvent, GradeScheme, Participation, Task, TaskPoints
@@ -315,9 +315,24 @@ def preview(db: Session, *, assessment: Assessment, config: scheme_bands.SchemeC
     )
     mx = assessment.max_points
     out = []
+    # A cohort has few distinct (status, points) pairs (121 totals for a 60-point exam in
+    # half points): grade each pair once.
+    grades: dict[tuple[str, Decimal | None], str | None] = {}
+    percents: dict[Decimal, Decimal] = {}
     for pid, sid, status, pts, current, overridden in rows:
-        pct = (pts / mx * 100).quantize(Decimal("0.01")) if pts is not None and mx else None
-        proposed = current if overridden else _proposed(config, status, pts, mx)
+        pct = None
+        if pts is not None and mx:
+            pct = percents.get(pts)
+            if pct is None:
+                pct = percents[pts] = (pts / mx * 100).quantize(Decimal("0.01"))
+        if overridden:
+            proposed = current
+        else:
+            key = (status, pts)
+            if key in grades:
+                proposed = grades[key]
+            else:
+                proposed = grades[key] = _proposed(config, status, pts, mx)
         out.append(PreviewRow(pid, sid, status, pts, pct, proposed, current, bool(overridden)))
     return out
 
@@ -335,10 +350,11 @@ class ApplyResult:
     """What an apply did."""
 
     scheme_id: int
-    changed: int
+    changed: int  # grades whose value changed (what the preview counts)
     unchanged: int
     overridden: int
     already_applied: bool
+    restamped: int = 0  # same grade, now attributed to this version (audit only)
 
 
 def _write_grades(db: Session, *, changes: list[dict[str, Any]], scheme_id: int | None, source: str,
@@ -348,6 +364,10 @@ def _write_grades(db: Session, *, changes: list[dict[str, Any]], scheme_id: int 
         return
     now = utcnow()
     db.flush()
+    if db.get_bind().dialect.name == "postgresql":
+        _write_grades_pg(db, changes=changes, actor_id=actor_id, now=now)
+        db.expire_all()
+        return
     db.connection().execute(
         update(Participation.__table__).where(Participation.__table__.c.id == bindparam("pid")).values(
             grade_value=bindparam("grade"), grade_source=bindparam("gsource"),
@@ -360,6 +380,34 @@ def _write_grades(db: Session, *, changes: list[dict[str, Any]], scheme_id: int 
          "points_total": c["points"], "reason": None, "actor_id": actor_id, "at": now} for c in changes
     ])
     db.expire_all()
+
+
+_PG_UPDATE_GRADES = text("""
+    UPDATE participation AS p
+    SET grade_value = v.grade, grade_source = v.gsource, grade_scheme_id = v.scheme_id, updated_at = :now
+    FROM unnest(CAST(:pids AS integer[]), CAST(:grades AS varchar[]), CAST(:gsources AS varchar[]),
+                CAST(:scheme_ids AS integer[])) AS v(pid, grade, gsource, scheme_id)
+    WHERE p.id = v.pid
+""")
+_PG_INSERT_EVENTS = text("""
+    INSERT INTO grade_event (participation_id, grade_value, source, scheme_id, points_total, reason, actor_id, at)
+    SELECT v.pid, v.grade, v.esource, v.scheme_id, v.points, NULL, :actor_id, :now
+    FROM unnest(CAST(:pids AS integer[]), CAST(:grades AS varchar[]), CAST(:esources AS varchar[]),
+                CAST(:scheme_ids AS integer[]), CAST(:points AS numeric[])) WITH ORDINALITY
+         AS v(pid, grade, esource, scheme_id, points, n)
+    ORDER BY v.n
+""")
+
+
+def _write_grades_pg(db: Session, *, changes: list[dict[str, Any]], actor_id: int | None, now: dt.datetime) -> None:
+    """PostgreSQL: one UPDATE and one INSERT for the whole batch (arrays), not a statement per row."""
+    columns = {k: [c[k] for c in changes] for k in ("pid", "grade", "gsource", "esource", "scheme_id", "points")}
+    conn = db.connection()
+    conn.execute(_PG_UPDATE_GRADES, {"pids": columns["pid"], "grades": columns["grade"],
+                                     "gsources": columns["gsource"], "scheme_ids": columns["scheme_id"], "now": now})
+    conn.execute(_PG_INSERT_EVENTS, {"pids": columns["pid"], "grades": columns["grade"],
+                                     "esources": columns["esource"], "scheme_ids": columns["scheme_id"],
+                                     "points": columns["points"], "actor_id": actor_id, "now": now})
 
 
 def _change(row: PreviewRow, scheme_id: int) -> dict[str, Any]:
@@ -395,7 +443,10 @@ def apply_scheme(db: Session, *, assessment: Assessment, scheme: GradeScheme, ac
         scheme = db.get(GradeScheme, scheme.id) or scheme
         scheme.applied_at, scheme.applied_by = utcnow(), actor_id
     overridden = sum(1 for r in rows if r.overridden)
-    return ApplyResult(scheme.id, len(changes), len(rows) - len(changes) - overridden, overridden, already)
+    changed_ids = {r.participation_id for r in rows if r.changes}
+    changed = sum(1 for c in changes if c["pid"] in changed_ids)
+    return ApplyResult(scheme.id, changed, len(rows) - changed - overridden, overridden, already,
+                       restamped=len(changes) - changed)
 
 
 def regrade(db: Session, *, assessment: Assessment, parts: Sequence[Participation], actor_id: int | None) -> int:

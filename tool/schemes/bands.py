@@ -214,11 +214,11 @@ def _band_problems(entries: list[_Entry], *, unit: str | None, scale: Scale | No
                                           f"({', '.join(scale.grades)})", band=i, grade=grade))
     for (j, above, above_grade), (i, low, grade) in zip(entries, entries[1:]):
         if low == above:
-            found.append(problem(min_field, f"{number_text(low)} equals the min of band {j} ({above_grade}); "
+            found.append(problem(min_field, f"{number_text(low)} equals the min of band {j + 1} ({above_grade}); "
                                             "thresholds must be distinct", band=i, grade=grade))
         elif low > above:
             found.append(problem(min_field, f"{number_text(low)} must be below the min {number_text(above)} "
-                                            f"of band {j} ({above_grade}): bands go from the highest min down to 0",
+                                            f"of band {j + 1} ({above_grade}): bands go from the highest min down to 0",
                                  band=i, grade=grade))
     seen: dict[str, int] = {}
     better: tuple[int, str] | None = None  # the last band with a usable grade, for the order check
@@ -226,11 +226,11 @@ def _band_problems(entries: list[_Entry], *, unit: str | None, scale: Scale | No
         if grade is None or scale is None or grade not in scale.grades:
             continue
         if grade in seen:
-            found.append(problem("grade", f"{grade} is already the grade of band {seen[grade]}", band=i, grade=grade))
+            found.append(problem("grade", f"{grade} is already the grade of band {seen[grade] + 1}", band=i, grade=grade))
             continue
         seen[grade] = i
         if better is not None and scale.index(grade) < scale.index(better[1]):
-            found.append(problem("grade", f"{grade} must be worse than {better[1]} of band {better[0]} above it: "
+            found.append(problem("grade", f"{grade} must be worse than {better[1]} of band {better[0] + 1} above it: "
                                           "the highest band gives the best grade", band=i, grade=grade))
         better = (i, grade)
     if complete and entries and not any(low == 0 for _i, low, _g in entries):
@@ -287,10 +287,10 @@ def _max_problems(entries: list[tuple[int, Decimal, str | None, Decimal | None]]
         if above <= low:
             continue  # the mins are out of order; that problem is reported once, on the min
         if high >= above:
-            found.append(problem(max_field, f"{number_text(high)} overlaps band {j} ({above_grade}), which starts at "
+            found.append(problem(max_field, f"{number_text(high)} overlaps band {j + 1} ({above_grade}), which starts at "
                                             f"{number_text(above)}", band=i, grade=grade))
         elif above - high > gap:
-            found.append(problem(max_field, f"{number_text(high)} leaves a gap below band {j} ({above_grade}), which "
+            found.append(problem(max_field, f"{number_text(high)} leaves a gap below band {j + 1} ({above_grade}), which "
                                             f"starts at {number_text(above)}; the gap may be at most "
                                             f"{number_text(gap)}",
                                  band=i, grade=grade))

@@ -24,10 +24,11 @@ class SchemeInvalid(ValidationError):
 
 
 def problem(field: str, message: str, *, band: int | None = None, grade: str | None = None) -> dict[str, Any]:
-    """One entry of `SchemeInvalid.details`."""
+    """One entry of `SchemeInvalid.details`: `band` is the index in the bands list (from 0);
+    messages name bands as people count them, from 1 (band 1 is the highest)."""
     return {"band": band, "grade": grade, "field": field, "message": message}
 
 
 def _describe(p: dict[str, Any]) -> str:
-    where = "" if p["band"] is None else f"band {p['band']}" + (f" ({p['grade']})" if p["grade"] else "") + " "
+    where = "" if p["band"] is None else f"band {p['band'] + 1}" + (f" ({p['grade']})" if p["grade"] else "") + " "
     return f"{where}{p['field']}: {p['message']}"

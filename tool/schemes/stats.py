@@ -24,7 +24,7 @@ from math import ceil, floor
 from typing import NamedTuple
 
 from tool.errors import ValidationError
-from tool.schemes.bands import parse_number, round_fraction
+from tool.schemes.bands import decimal_places, parse_number, round_fraction
 from tool.schemes.scale import Scale
 
 PERCENTILES = (10, 25, 50, 75, 90)
@@ -64,12 +64,12 @@ def _round(value: Fraction, places: int = 2) -> Decimal:
     return Decimal(int(units)).scaleb(-places)
 
 
-def percentile(ordered: Sequence[Fraction], p: int) -> Fraction:
+def percentile(ordered: Sequence[Fraction] | Sequence[int], p: int) -> Fraction:
     """The p-th percentile of sorted values by linear interpolation between closest ranks."""
     h = Fraction(len(ordered) - 1) * p / 100
     lo = floor(h)
     if lo + 1 >= len(ordered):
-        return ordered[lo]
+        return Fraction(ordered[lo])
     return ordered[lo] + (h - lo) * (ordered[lo + 1] - ordered[lo])
 
 
@@ -86,21 +86,33 @@ def default_bin_width(max_points: Decimal) -> Decimal:
         scale *= 10
 
 
-def _histogram(values: Sequence[Fraction], *, max_points: Decimal, width: Decimal) -> tuple[Bin, ...]:
-    top, w = Fraction(max_points), Fraction(width)
-    n_bins = ceil(top / w)
+def _histogram(units: Sequence[int], scale: int, *, max_points: Decimal, width: Decimal) -> tuple[Bin, ...]:
+    """Bins over totals given as integers in 1/scale points (exact: no float ever)."""
+    top, w = Fraction(max_points) * scale, Fraction(width) * scale
+    n_bins = ceil(Fraction(max_points) / Fraction(width))
     counts = [0] * n_bins
-    below = [v for v in values if v < 0]
-    above = [v for v in values if v > top]
-    for v in values:
-        if 0 <= v <= top:
-            counts[min(floor(v / w), n_bins - 1)] += 1
+    below = above = 0
+    for u in units:
+        if u < 0:
+            below += 1
+        elif u > top:
+            above += 1
+        else:
+            counts[min(floor(u / w) if w.denominator != 1 else u // w.numerator, n_bins - 1)] += 1
     bins = [Bin(width * k, min(width * (k + 1), max_points), c) for k, c in enumerate(counts)]
     if below:
-        bins.insert(0, Bin(_round(min(below)), Decimal(0), len(below)))
+        bins.insert(0, Bin(_round(Fraction(units[0], scale)), Decimal(0), below))
     if above:
-        bins.append(Bin(max_points, _round(max(above)), len(above)))
+        bins.append(Bin(max_points, _round(Fraction(units[-1], scale)), above))
     return tuple(bins)
+
+
+def _as_units(points: Sequence[Decimal]) -> tuple[list[int], int]:
+    """Sorted totals as integers in 1/scale points, scale = 10^(most decimal places), exactly."""
+    numbers = [parse_number(p) for p in points]
+    places = max((decimal_places(n) for n in numbers), default=0)
+    scale = 10**places
+    return sorted(int(n.scaleb(places)) for n in numbers), scale
 
 
 def distribution(points: Sequence[Decimal], *, max_points: Decimal, bin_width: Decimal | None = None) -> Distribution:
@@ -113,22 +125,24 @@ def distribution(points: Sequence[Decimal], *, max_points: Decimal, bin_width: D
         raise ValidationError("The bin width does not fit the maximum.", code="distribution_invalid",
                               details=[{"field": "bin_width",
                                         "message": f"must be greater than 0 and give at most {BIN_LIMIT} bins"}])
-    values = sorted(Fraction(parse_number(p)) for p in points)
-    histogram = _histogram(values, max_points=max_points, width=width)
-    if not values:
+    # Integers in 1/scale points keep every statistic exact and are far cheaper than Fractions.
+    units, scale = _as_units(points)
+    histogram = _histogram(units, scale, max_points=max_points, width=width)
+    if not units:
         return Distribution(0, None, None, None, None, None, None, max_points, width, histogram)
-    n = len(values)
-    mean = sum(values, Fraction(0)) / n
-    variance = sum(((v - mean) ** 2 for v in values), Fraction(0)) / n
+    n = len(units)
+    total, squares = sum(units), sum(u * u for u in units)
+    mean = Fraction(total, n * scale)
+    variance = Fraction(n * squares - total * total, n * n * scale * scale)
     root = _SQRT_CONTEXT.divide(Decimal(variance.numerator), Decimal(variance.denominator)).sqrt(_SQRT_CONTEXT)
     return Distribution(
         count=n,
-        min=_round(values[0]),
-        max=_round(values[-1]),
+        min=_round(Fraction(units[0], scale)),
+        max=_round(Fraction(units[-1], scale)),
         mean=_round(mean),
-        median=_round(percentile(values, 50)),
+        median=_round(percentile(units, 50) / scale),
         stdev=root.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP, context=_SQRT_CONTEXT),
-        percentiles={p: _round(percentile(values, p)) for p in PERCENTILES},
+        percentiles={p: _round(percentile(units, p) / scale) for p in PERCENTILES},
         max_possible=max_points,
         bin_width=width,
         histogram=histogram,

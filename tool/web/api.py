@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
-from tool.web.auth import current_session, requires_session
+from tool.clock import epoch
+from tool.errors import SessionError
+from tool.web.auth import current_session, issue_token, requires_session
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -23,3 +25,23 @@ def me() -> Any:
         roles=[r.value for r in s.roles],
         expiresAt=s.expires_at,
     )
+
+
+@bp.post("/session/renew")
+@requires_session
+def renew_session() -> Any:
+    """A fresh token for a still-valid session, so that an open page never loses a save to expiry.
+
+    Renewals descend from one launch and stop `session_max_age_seconds` after it: then the
+    person opens Tally from the LMS again, which checks their roles anew.
+    """
+    s = current_session()
+    services = current_app.extensions["tally"]
+    settings = services.settings
+    now = int(epoch())
+    if now - s.launched_at >= settings.session_max_age_seconds:
+        raise SessionError("This Tally session is too old to renew. Open Tally again from your course.",
+                           code="session_expired")
+    ttl = min(settings.session_ttl_seconds, s.launched_at + settings.session_max_age_seconds - now)
+    token = issue_token(services.session_secret, s.to_context(), ttl=ttl, launched_at=s.launched_at)
+    return jsonify(token=token, expiresAt=now + ttl)

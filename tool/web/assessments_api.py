@@ -35,6 +35,10 @@ def _m(value: Decimal | None) -> str | None:
     return money(value) if value is not None else None
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _pass_rate(grades: list[str | None], scale: Any) -> str | None:
     """The pass rate in percent with two places ("75.00"), None when nobody has a grade."""
     rate = stats.pass_rate(grades, scale)
@@ -306,6 +310,14 @@ def put_scheme(scheme_id: int) -> Any:
     return jsonify(out), (200 if saved.id == scheme.id else 201)
 
 
+@bp.get("/assessments/<int:assessment_id>/distribution")
+@requires_staff
+def get_assessment_distribution(assessment_id: int) -> Any:
+    """The distribution of the points before any scheme exists (the first of the four phases)."""
+    a = assessment_for(assessment_id, current_session())
+    return jsonify(distribution_json(svc.distribution(get_db(), assessment=a)))
+
+
 @bp.get("/schemes/<int:scheme_id>/distribution")
 @requires_staff
 def get_distribution(scheme_id: int) -> Any:
@@ -342,10 +354,18 @@ def apply(scheme_id: int) -> Any:
     result = gradebook.apply_scheme(db, assessment=a, scheme=scheme, actor_id=s.person_id)
     applied = db.get(GradeScheme, scheme.id)
     db.commit()
-    message = ("Already applied: nothing changed." if result.already_applied
-               else f"Applied version {applied.version}: {result.changed} grades changed.")
+    if result.already_applied:
+        message = "Already applied: nothing changed."
+    else:
+        message = f"Applied version {applied.version}: {_count(result.changed, 'grade')} changed"
+        if result.restamped:
+            message += f", {_count(result.restamped, 'unchanged grade')} now attributed to this version"
+        if result.overridden:
+            message += f", {_count(result.overridden, 'manual grade')} kept"
+        message += "."
     return jsonify(schemeId=scheme.id, version=applied.version, changed=result.changed, unchanged=result.unchanged,
-                   overridden=result.overridden, alreadyApplied=result.already_applied, message=message,
+                   overridden=result.overridden, restamped=result.restamped,
+                   alreadyApplied=result.already_applied, message=message,
                    appliedAt=dt_json(applied.applied_at), appliedBy=applied.applied_by)
 
 

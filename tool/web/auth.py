@@ -36,6 +36,7 @@ class SessionClaims:
     offering_id: int
     roles: tuple[Role, ...]
     expires_at: int
+    launched_at: int = 0
 
     @property
     def is_staff(self) -> bool:
@@ -47,13 +48,14 @@ class SessionClaims:
         return LaunchContext(self.registration_id, self.person_id, self.course_id, self.offering_id, self.roles)
 
 
-def issue_token(secret: bytes, ctx: LaunchContext, *, ttl: int) -> str:
-    """Sign a session token for a launch context."""
+def issue_token(secret: bytes, ctx: LaunchContext, *, ttl: int, launched_at: int | None = None) -> str:
+    """Sign a session token for a launch context (`launched_at`: the launch a renewal descends from)."""
     now = int(epoch())
     claims = {
         "aud": AUDIENCE,
         "iat": now,
         "exp": now + ttl,
+        "lat": launched_at if launched_at is not None else now,
         "jti": secrets.token_urlsafe(8),
         "reg": ctx.registration_id,
         "pid": ctx.person_id,
@@ -68,8 +70,8 @@ def read_token(secret: bytes, token: str) -> SessionClaims:
     """Verify a session token; raise SessionError saying why it is refused."""
     try:
         data = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE,
-                          options={"require": ["exp", "iat"], "verify_exp": False})
-        # Expiry is checked against tool.clock, so tests can move time.
+                          options={"require": ["exp", "iat"], "verify_exp": False, "verify_iat": False})
+        # Expiry (and not iat) is checked against tool.clock, so tests can move time.
         if int(data["exp"]) <= epoch():
             raise jwt.ExpiredSignatureError
         return SessionClaims(
@@ -79,6 +81,7 @@ def read_token(secret: bytes, token: str) -> SessionClaims:
             offering_id=int(data["oid"]),
             roles=tuple(Role(r) for r in data.get("roles", [])),
             expires_at=int(data["exp"]),
+            launched_at=int(data.get("lat", data["iat"])),
         )
     except jwt.ExpiredSignatureError:
         raise SessionError("Your Tally session has expired. Open Tally again from your course.",

@@ -16,6 +16,7 @@ import tool
 from tool.ledger.models import TYPE_CODES
 from tool.web.assessment_schemas import SCHEMAS as ASSESSMENT_SCHEMAS
 from tool.web.schemas import SCHEMAS
+from tool.web.sync_views import SCHEMAS as SYNC_SCHEMAS
 
 bp = Blueprint("openapi", __name__)
 
@@ -102,7 +103,7 @@ RESPONSES: dict[str, Any] = {
         "counts": {"type": "object", "additionalProperties": {"type": "integer"}}, "passRate": NULLABLE_MONEY}},
     "ApplyResult": {"type": "object", "properties": {
         "schemeId": {"type": "integer"}, "version": {"type": "integer"}, "changed": {"type": "integer"},
-        "unchanged": {"type": "integer"}, "overridden": {"type": "integer"}, "alreadyApplied": {"type": "boolean"},
+        "unchanged": {"type": "integer"}, "overridden": {"type": "integer"}, "restamped": {"type": "integer"}, "alreadyApplied": {"type": "boolean"},
         "message": {"type": "string"}, "appliedAt": TS, "appliedBy": {"type": "integer"}}},
     "Bands": {"type": "object", "properties": {
         "unit": {"enum": ["points", "percent"]},
@@ -184,6 +185,7 @@ def _paths() -> dict[str, Any]:
             "summary": "The summary as CSV", "parameters": [_param("groupId"), _param("offeringId"), *WINDOW],
             "responses": {"200": {"description": "CSV", "content": {"text/csv": {}}}, **ERRORS}}},
         **_assessment_paths(),
+        **_delivery_paths(),
     }
 
 
@@ -228,6 +230,9 @@ def _assessment_paths() -> dict[str, Any]:
             "put": {"summary": "Change a draft in place; an applied version makes the next version (201)",
                     "parameters": [sc], "requestBody": _body("SchemeIn"),
                     "responses": {"200": _json("Scheme"), "201": _json("Scheme", "New version"), **ERRORS}}},
+        "/api/assessments/{assessmentId}/distribution": {"get": {
+            "summary": "Statistics and histogram of the graded points, before any scheme exists", "parameters": [a],
+            "responses": ok("Distribution")}},
         "/api/schemes/{schemeId}/distribution": {"get": {
             "summary": "Statistics and histogram of the graded points", "parameters": [sc], "responses": ok("Distribution")}},
         "/api/schemes/{schemeId}/preview": {"get": {
@@ -247,11 +252,75 @@ def _assessment_paths() -> dict[str, Any]:
     }
 
 
+SCORE = {"type": ["object", "null"], "properties": {
+    "scoreGiven": NULLABLE_MONEY, "scoreMaximum": NULLABLE_MONEY,
+    "activityProgress": {"enum": ["Initialized", "Started", "InProgress", "Submitted", "Completed"]},
+    "gradingProgress": {"enum": ["FullyGraded", "Pending", "PendingManual", "Failed", "NotReady"]},
+    "comment": {"type": ["string", "null"]}, "timestamp": TS}}
+DELIVERY_STATE = {"enum": ["pending", "delivered", "retrying", "failed", "superseded"]}
+DELIVERY_RESPONSES: dict[str, Any] = {
+    "Delivery": {"type": "object", "properties": {
+        "offeringId": {"type": "integer"}, "connected": {"type": "boolean"}, "canManageColumns": {"type": "boolean"},
+        "platform": {"enum": ["moodle", "canvas"]},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "lineItems": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "target": {"type": "string", "examples": ["total", "assessment:3"]},
+            "assessmentId": {"type": ["integer", "null"]}, "label": {"type": "string"}, "scoreMaximum": MONEY,
+            "maximumSource": {"enum": ["default", "teacher", "lms", "assessment"]},
+            "lineItemUrl": {"type": ["string", "null"]}, "boundVia": {"enum": ["launch", "found", "created", None]},
+            "error": {"type": ["string", "null"], "description": "the LMS's words when binding failed"},
+            "nextAttemptAt": TS}}},
+        "deliveries": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "lineItemId": {"type": "integer"}, "studentId": {"type": "integer"},
+            "name": {"type": "string"}, "state": DELIVERY_STATE, "desired": SCORE, "accepted": SCORE,
+            "acceptedAt": TS, "attempts": {"type": "integer"}, "nextAttemptAt": TS,
+            "lastStatus": {"type": ["integer", "null"]},
+            "message": {"type": ["string", "null"], "description": "the platform's words (failed, retrying, superseded)"},
+            "note": {"type": ["string", "null"]}}}}}},
+    "SyncResult": {"type": "object", "properties": {k: {"type": "integer"} for k in (
+        "rescheduled", "sent", "accepted", "superseded", "retrying", "failed", "held", "lineItemsBound",
+        "lineItemErrors")}},
+    "Requeued": {"type": "object", "properties": {"requeued": {"type": "integer"}}},
+    "DeliverySettings": {"type": "object", "properties": {
+        "totalMaximum": MONEY, "maximumSource": {"enum": ["teacher"]}}},
+    "ReadBack": {"type": "object", "properties": {
+        "lineItems": {"type": "integer"}, "results": {"type": "integer"},
+        "errors": {"type": "array", "items": {"type": "string"}},
+        "differences": {"type": "array", "items": {"type": "object", "properties": {
+            "lineItemId": {"type": "integer"}, "label": {"type": "string"}, "userId": {"type": "string"},
+            "name": {"type": "string"}, "kind": {"enum": ["changed", "cleared", "clamped", "lms_only"]},
+            "message": {"type": "string"}, "deliveryId": {"type": ["integer", "null"]},
+            "tally": {"type": ["string", "null"]}, "lms": {"type": ["string", "null"]},
+            "lmsComment": {"type": ["string", "null"]}, "resendable": {"type": "boolean"}}}}}},
+}
+
+
+def _delivery_paths() -> dict[str, Any]:
+    o = [_param("offeringId")]
+    base = "/api/offerings/{offeringId}/delivery"
+    return {
+        base: {"get": {"summary": "Per student and line item: the delivery state and the LMS's words",
+                       "parameters": o, "responses": {"200": _json("Delivery"), **ERRORS}}},
+        base + "/sync": {"post": {"summary": "Compute every score again and deliver now (bounded; workers do the rest)",
+                                  "parameters": o, "responses": {"200": _json("SyncResult"), **ERRORS}}},
+        base + "/retry": {"post": {"summary": "Send the failed scores again", "parameters": o,
+                                   "responses": {"200": _json("Requeued"), **ERRORS}}},
+        base + "/resend": {"post": {"summary": "Send chosen scores again over what the LMS holds", "parameters": o,
+                                    "requestBody": _body("ResendIn"), "responses": {"200": _json("Requeued"), **ERRORS}}},
+        base + "/settings": {"put": {"summary": "The maximum of the offering's total column", "parameters": o,
+                                     "requestBody": _body("DeliverySettingsIn"),
+                                     "responses": {"200": _json("DeliverySettings"), **ERRORS}}},
+        base + "/readback": {"get": {"summary": "Read the LMS gradebook back (paged) and list differences",
+                                     "parameters": o, "responses": {"200": _json("ReadBack"), **ERRORS}}},
+    }
+
+
 @functools.cache
 def document() -> dict[str, Any]:
     """The whole OpenAPI document (built once per process)."""
-    _, defs = models_json_schema([(m, "validation") for m in (*SCHEMAS, *ASSESSMENT_SCHEMAS)], ref_template="#/components/schemas/{model}")
-    schemas = {**defs.get("$defs", {}), **RESPONSES}
+    _, defs = models_json_schema([(m, "validation") for m in (*SCHEMAS, *ASSESSMENT_SCHEMAS, *SYNC_SCHEMAS)],
+                                 ref_template="#/components/schemas/{model}")
+    schemas = {**defs.get("$defs", {}), **RESPONSES, **DELIVERY_RESPONSES}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tally API", "version": tool.__version__,

@@ -1,0 +1,44 @@
+"""The teacher's assessment page: task points, the grading-scheme workspace, grades and audit.
+
+The page itself only carries ids and the session token; everything on it is loaded and
+changed through the JSON API (tool/web/assessments_api.py) by templates/static/assessment.js
+and schemes.js. Curves and checks are always computed by the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, render_template
+
+from tool.errors import Forbidden
+from tool.lti.claims import Role
+from tool.web.app import get_db
+from tool.web.assessments_api import assessment_for
+from tool.web.auth import current_session, requires_session
+from tool.web.ledger_api import money
+from tool.web.pages import LandingView
+
+bp = Blueprint("assessment_pages", __name__)
+
+
+@bp.get("/assessments/<int:assessment_id>")
+@requires_session
+def assessment_page(assessment_id: int) -> Any:
+    """The assessment's workspace for the staff of its course (links carry ?st=…)."""
+    s = current_session()
+    if not s.is_staff:
+        if Role.STUDENT in s.roles:
+            raise Forbidden("This page is for the course's teachers. Your own grades are on your Tally page.")
+        raise Forbidden("Only teachers and administrators of this course may open this page.")
+    assessment = assessment_for(assessment_id, s)
+    db = get_db()
+    view = LandingView.from_db(db, s.to_context())
+    return render_template(
+        "assessment.html",
+        token=g.tally_token,
+        view=view,
+        roles=[r.value for r in s.roles],
+        assessment={"id": assessment.id, "title": assessment.title, "maxPoints": money(assessment.max_points),
+                    "source": assessment.source, "kind": assessment.kind},
+    )
