@@ -16,8 +16,8 @@ Endpoints (Moodle mode | Canvas mode; see paths.py):
     GET  /mod/lti/services.php/CourseSection/<ctx>/bindings/<type_id>/memberships
          | /api/lti/courses/<ctx>/names_and_roles
 
-Each concept registers its own routes (`oidc`, `tokens`, `ags`, `nrps`); Dynamic Registration
-and Deep Linking will be further modules with a `register(app, platform)`.
+Each concept registers its own routes (`oidc`, `tokens`, `ags`, `nrps`, `dynreg` for Dynamic
+Registration and its admin page /admin/tools, `deeplink` for "Add a Tally item").
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from flask import Flask, Response, render_template, request
 
-from tool.sandbox import ags, nrps, oidc, tokens
+from tool.sandbox import ags, deeplink, dynreg, nrps, oidc, tokens
 from tool.sandbox.config import SandboxConfig
 from tool.sandbox.platform import Platform
 
@@ -86,4 +86,6 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
     tokens.register(app, platform)
     ags.register(app, platform)
     nrps.register(app, platform)
+    dynreg.register(app, platform)
+    deeplink.register(app, platform)
     return app

@@ -10,8 +10,10 @@ from flask import Blueprint, jsonify, redirect, render_template, request
 
 from tool.db import relax_durability
 from tool.errors import LaunchError
+from tool.lti.deeplink import DEEP_LINKING_REQUEST
 from tool.lti.launch import begin_login, validate_launch
 from tool.lti.service import record_launch, record_refusal
+from tool.web import deeplink_views
 from tool.web.app import get_db, get_services
 from tool.web.auth import issue_token
 from tool.web.pages import LandingView, landing_context
@@ -54,6 +56,9 @@ def launch() -> Any:
     # The launch commits durably: its state must stay consumed even after a database crash.
     try:
         launch = validate_launch(db, svc.settings, params, keys=svc.platform_keys)
+        if launch.message_type == DEEP_LINKING_REQUEST:
+            # One redirect URI for both messages: "add a Tally item" goes to its own form.
+            return deeplink_views.start(launch)
         ctx = record_launch(db, launch)
     except LaunchError as exc:
         # Keep the state consumed (replays stay refused) and remember why we refused.

@@ -1,0 +1,275 @@
+"""The admin console: registrations, deployments, recent launches and refusals, service tests,
+and manual registration.
+
+    GET  /admin                               overview (registrations, deployments, launches)
+    POST /admin/deployments/<id>              activate or disable a deployment
+    POST /admin/registrations/<id>/test       token request + line items GET, answers verbatim
+    GET  /admin/register                      what to type into Moodle and Canvas; the form
+    POST /admin/register                      take the platform's values back (local admin)
+    GET, POST /admin/login · POST /admin/logout   the local administrator's password login
+
+Who gets in is decided in tool/web/admin_auth.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from flask import Blueprint, make_response, redirect, render_template, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tool.errors import Forbidden, NotFound, RegistrationError, ValidationError
+from tool.lti import registry
+from tool.lti.assertion import ASSERTION_TYPE, client_assertion
+from tool.lti.dynreg import SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, manual_instructions, tool_urls
+from tool.lti.models import Course, Deployment, LaunchRecord, Offering, Registration
+from tool.web.admin_auth import (
+    ADMIN_COOKIE,
+    ADMIN_TTL,
+    AdminIdentity,
+    check_password,
+    current_admin,
+    issue_admin_cookie,
+    local_login_enabled,
+    requires_admin,
+)
+from tool.web.app import get_db, get_services
+from tool.web.errors import status_for
+
+bp = Blueprint("admin", __name__)
+log = logging.getLogger("tool.admin")
+
+RECENT_LAUNCHES = 50
+LINEITEM_CONTAINER = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+_MAX_BODY = 4000
+
+
+def _registrations(db: Session, admin: AdminIdentity) -> list[Registration]:
+    stmt = select(Registration).order_by(Registration.id)
+    if admin.registration_id is not None:
+        stmt = stmt.where(Registration.id == admin.registration_id)
+    return list(db.scalars(stmt))
+
+
+def _recent_launches(db: Session, admin: AdminIdentity, regs: list[Registration]) -> list[LaunchRecord]:
+    stmt = select(LaunchRecord).order_by(LaunchRecord.at.desc(), LaunchRecord.id.desc()).limit(RECENT_LAUNCHES)
+    if admin.registration_id is not None:
+        if not regs:
+            return []
+        stmt = stmt.where(LaunchRecord.issuer == regs[0].issuer, LaunchRecord.client_id == regs[0].client_id)
+    return list(db.scalars(stmt))
+
+
+def _registration_in_scope(db: Session, admin: AdminIdentity, registration_id: int) -> Registration:
+    reg = db.get(Registration, registration_id)
+    if reg is None or not admin.sees(reg.id):
+        raise NotFound("No such registration.")
+    return reg
+
+
+@bp.get("/admin")
+@requires_admin
+def console() -> Any:
+    """The overview: every registration the admin may see, its deployments, recent launches."""
+    admin = current_admin()
+    db = get_db()
+    regs = _registrations(db, admin)
+    return render_template(
+        "admin/console.html", admin=admin, registrations=regs, records=_recent_launches(db, admin, regs),
+        urls=tool_urls(get_services().settings), settings=get_services().settings,
+        notice=request.args.get("notice", ""),
+    )
+
+
+@bp.post("/admin/deployments/<int:deployment_pk>")
+@requires_admin
+def change_deployment(deployment_pk: int) -> Any:
+    """Activate or disable one deployment."""
+    admin = current_admin()
+    db = get_db()
+    dep = db.get(Deployment, deployment_pk)
+    if dep is None or not admin.sees(dep.registration_id):
+        raise NotFound("No such deployment.")
+    action = request.form.get("action", "")
+    if action not in ("activate", "disable"):
+        raise ValidationError("Choose activate or disable.", details={"action": "must be activate or disable"})
+    reg = dep.registration
+    status = "active" if action == "activate" else "disabled"
+    registry.set_deployment_status(db, issuer=reg.issuer, client_id=reg.client_id,
+                                   deployment_id=dep.deployment_id, status=status)
+    db.commit()
+    log.info("deployment %s of %s/%s set %s by %s", dep.deployment_id, reg.issuer, reg.client_id, status, admin.label)
+    notice = f"Deployment {dep.deployment_id} of {reg.name or reg.issuer} is now {status}."
+    return redirect(admin.url("/admin", notice=notice), code=303)
+
+
+# -- test services ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceProbe:
+    """One call to the platform and its answer, as received."""
+
+    step: str
+    method: str
+    url: str
+    status: int | None
+    reason: str
+    body: str
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx answer."""
+        return self.status is not None and 200 <= self.status < 300
+
+
+def _redact_token(text: str) -> str:
+    # Show the platform's token answer without handing out a working bearer token.
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(body, dict) and isinstance(body.get("access_token"), str):
+        body["access_token"] = body["access_token"][:6] + "… (redacted)"
+        return json.dumps(body, indent=2)
+    return text
+
+
+def _probe_token(http: requests.Session, reg: dict[str, Any], keys: Any, timeout: float) -> tuple[ServiceProbe, str | None]:
+    url = reg["auth_token_url"]
+    data = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": client_assertion(keys, client_id=reg["client_id"], audience=reg["auth_audience"] or url),
+        "scope": " ".join([SCOPE_LINEITEM_READONLY, SCOPE_LINEITEM]),
+    }
+    try:
+        resp = http.post(url, data=data, timeout=timeout, headers={"Accept": "application/json"})
+    except requests.RequestException as exc:
+        return ServiceProbe("Access token", "POST", url, None, "unreachable", str(exc)), None
+    token = None
+    if resp.status_code == 200:
+        try:
+            token = str(resp.json()["access_token"])
+        except (ValueError, KeyError, TypeError):
+            token = None
+    return ServiceProbe("Access token", "POST", url, resp.status_code, resp.reason or "",
+                        _redact_token(resp.text[:_MAX_BODY])), token
+
+
+def _probe_lineitems(http: requests.Session, url: str, token: str, timeout: float) -> ServiceProbe:
+    try:
+        resp = http.get(url, timeout=timeout, headers={"Accept": LINEITEM_CONTAINER, "Authorization": f"Bearer {token}"})
+    except requests.RequestException as exc:
+        return ServiceProbe("Line items", "GET", url, None, "unreachable", str(exc))
+    return ServiceProbe("Line items", "GET", url, resp.status_code, resp.reason or "", resp.text[:_MAX_BODY])
+
+
+@bp.post("/admin/registrations/<int:registration_id>/test")
+@requires_admin
+def test_services(registration_id: int) -> Any:
+    """Ask the platform for a token and GET the line items of the latest offering; show the answers."""
+    admin = current_admin()
+    svc = get_services()
+    db = get_db()
+    reg = _registration_in_scope(db, admin, registration_id)
+    values = {"client_id": reg.client_id, "auth_token_url": reg.auth_token_url, "auth_audience": reg.auth_audience,
+              "name": reg.name or reg.issuer, "issuer": reg.issuer, "id": reg.id}
+    offering = db.execute(
+        select(Offering.title, Offering.ags_lineitems_url)
+        .join(Course, Course.id == Offering.course_id)
+        .where(Course.registration_id == reg.id, Offering.ags_lineitems_url.is_not(None))
+        .order_by(Offering.updated_at.desc()).limit(1)
+    ).first()
+    db.commit()  # end the read transaction: the platform is never called inside one
+    timeout = svc.settings.http_timeout_seconds
+    probes = []
+    token_probe, token = _probe_token(svc.http, values, svc.keys, timeout)
+    probes.append(token_probe)
+    if token and offering is not None:
+        probes.append(_probe_lineitems(svc.http, offering.ags_lineitems_url, token, timeout))
+    return render_template("admin/test_services.html", admin=admin, registration=values, probes=probes,
+                           offering=offering, token_granted=token is not None)
+
+
+# -- manual registration ----------------------------------------------------------------------
+
+
+_FORM_FIELDS = ("name", "issuer", "client_id", "deployment_id", "auth_login_url", "auth_token_url", "key_set_url",
+                "auth_audience")
+_REQUIRED = ("issuer", "client_id", "auth_login_url", "auth_token_url", "key_set_url")
+
+
+def _register_page(admin: AdminIdentity, form: dict[str, str], errors: dict[str, str] | None = None,
+                   message: str = "") -> str:
+    settings = get_services().settings
+    return render_template("admin/register.html", admin=admin, urls=tool_urls(settings),
+                           platforms=manual_instructions(settings), form=form, errors=errors or {}, message=message)
+
+
+@bp.get("/admin/register")
+@requires_admin
+def register_form() -> Any:
+    """What to type into Moodle and Canvas, and the form for the platform's values."""
+    return _register_page(current_admin(), {})
+
+
+@bp.post("/admin/register")
+@requires_admin
+def register_submit() -> Any:
+    """Store a registration from the platform's values (the local administrator only)."""
+    admin = current_admin()
+    if not admin.is_local:
+        raise Forbidden("Only Tally's local administrator adds registrations; LMS administrators see their own.")
+    form = {k: (request.form.get(k) or "").strip() for k in _FORM_FIELDS}
+    missing = {k: "required" for k in _REQUIRED if not form[k]}
+    db = get_db()
+    try:
+        if missing:
+            raise ValidationError("Please fill in the marked fields.", details=missing)
+        reg = registry.add_registration(
+            db, issuer=form["issuer"], client_id=form["client_id"], auth_login_url=form["auth_login_url"],
+            auth_token_url=form["auth_token_url"], key_set_url=form["key_set_url"],
+            auth_audience=form["auth_audience"] or None, name=form["name"],
+            deployment_ids=[form["deployment_id"]] if form["deployment_id"] else [], source="admin",
+        )
+        db.commit()
+    except (ValidationError, RegistrationError) as exc:
+        db.rollback()
+        details = exc.details if isinstance(exc.details, dict) else {}
+        return _register_page(admin, form, {k: str(v) for k, v in details.items()}, exc.message), status_for(exc)
+    notice = f"Registered {reg.name} (client_id {reg.client_id})."
+    return redirect(admin.url("/admin", notice=notice), code=303)
+
+
+# -- the local administrator's login ------------------------------------------------------------
+
+
+@bp.route("/admin/login", methods=["GET", "POST"])
+def login() -> Any:
+    """The password form of the local administrator."""
+    svc = get_services()
+    enabled = local_login_enabled(svc.settings)
+    if request.method == "GET" or not enabled:
+        return render_template("admin/login.html", enabled=enabled, failed=False)
+    if not check_password(svc.settings, request.form.get("password", "")):
+        log.warning("admin login refused from %s", request.remote_addr)
+        error = Forbidden("Wrong password.", code="admin_password_wrong")
+        return render_template("admin/login.html", enabled=True, failed=True), status_for(error)
+    resp = make_response(redirect("/admin", code=303))
+    resp.set_cookie(ADMIN_COOKIE, issue_admin_cookie(svc.session_secret), max_age=ADMIN_TTL, httponly=True,
+                    samesite="Strict", secure=svc.settings.public_base_url.startswith("https://"), path="/admin")
+    return resp
+
+
+@bp.post("/admin/logout")
+def logout() -> Any:
+    """Forget the local administrator's cookie."""
+    resp = make_response(redirect("/admin/login", code=303))
+    resp.delete_cookie(ADMIN_COOKIE, path="/admin")
+    return resp
