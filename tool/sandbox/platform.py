@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tool.lti.keys import public_jwk, thumbprint
 from tool.sandbox import seed
 from tool.sandbox.config import SandboxConfig
+from tool.sandbox.counters import ConnectionCounter
 from tool.sandbox.faults import Faults
 from tool.sandbox.paths import Paths
 from tool.sandbox.store import Course, ResourceLink, SandboxUser, Store
@@ -38,6 +39,8 @@ LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 HINT_LIFETIME = 600
+# Login hints whose "resource link" starts with this are Deep Linking requests (tool/sandbox/deeplink.py).
+DEEP_LINK_PREFIX = "deep-link:"
 
 # Loading a PEM checks the RSA key (~0.1 s); tests start a sandbox per test with the same file.
 _loaded_keys: dict[tuple[str, float, int], rsa.RSAPrivateKey] = {}
@@ -103,6 +106,7 @@ class Platform:
         self.store = Store()
         self.store.add_line_item(**seed.SEED_LINE_ITEM, created_by_tool=False)
         self.faults = Faults()
+        self.connections = ConnectionCounter()  # counts once attached to the serving server
         self.paths = Paths(config.base_url, self.mode, self.course.id, self.deployment_id)
         self.clock_offset = 0.0
         self.tokens = TokenService(
@@ -204,11 +208,12 @@ class Platform:
     def login_params(self, user_id: str, resource_link_id: str = "rl-1") -> dict[str, str]:
         """The login-initiation fields exactly as the mode sends them, with a fresh one-time hint."""
         user = self.users[user_id]
-        link = self.resource_links[resource_link_id]
+        deep_link = resource_link_id.startswith(DEEP_LINK_PREFIX)
+        link_id = resource_link_id if deep_link else self.resource_links[resource_link_id].id
         expires_at = self.epoch() + HINT_LIFETIME
         if self.mode == "moodle":
             # Moodle 4.x: JSON with the course module id and a launch id kept in the session.
-            value = json.dumps({"cmid": link.id, "launchid": "ltilaunch_" + secrets.token_hex(8)})
+            value = json.dumps({"cmid": link_id, "launchid": "ltilaunch_" + secrets.token_hex(8)})
         else:
             # Canvas: a signed, opaque JWT.
             value = self.sign({"verifier": secrets.token_hex(16), "canvas_domain": self.config.base_url,
@@ -216,11 +221,12 @@ class Platform:
                                "exp": int(expires_at)})
         with self._lock:
             self._hints = {k: h for k, h in self._hints.items() if h.expires_at > self.epoch()}
-            self._hints[value] = MessageHint(value, user.id, link.id, expires_at)
+            self._hints[value] = MessageHint(value, user.id, link_id, expires_at)
         params = {
             "iss": self.issuer,
             "login_hint": user.id,
-            "target_link_uri": self.config.tool_launch_url,
+            "target_link_uri": (self.config.tool_deep_link_url or self.config.tool_launch_url) if deep_link
+            else self.config.tool_launch_url,
             "lti_message_hint": value,
             "client_id": self.client_id,
             "lti_deployment_id": self.deployment_id,
@@ -246,7 +252,11 @@ class Platform:
         return uris
 
     def id_token_claims(self, user_id: str, *, nonce: str, resource_link_id: str = "rl-1") -> dict[str, Any]:
-        """The full claim set of a resource link launch."""
+        """The full claim set of a resource link launch (or of a Deep Linking request)."""
+        if resource_link_id.startswith(DEEP_LINK_PREFIX):
+            from tool.sandbox.deeplink import deep_linking_claims
+
+            return deep_linking_claims(self, user_id, nonce=nonce, request_id=resource_link_id)
         user = self.users[user_id]
         link = self.resource_links[resource_link_id]
         now = int(self.epoch())
@@ -305,9 +315,30 @@ class Platform:
             self.launches.append(Launch(user_id, resource_link_id, self.now()))
         return token
 
+    # -- the tool ----------------------------------------------------------------------------
+
+    def use_tool(self, *, client_id: str, deployment_id: str, login_url: str, launch_url: str, jwks_url: str,
+                 deep_link_url: str | None = None) -> None:
+        """Launch another tool from now on: one an admin registered dynamically (tool/sandbox/dynreg.py)."""
+        from dataclasses import replace
+
+        with self._lock:
+            self.config = replace(self.config, client_id=client_id, deployment_id=deployment_id,
+                                  tool_login_url=login_url, tool_launch_url=launch_url, tool_jwks_url=jwks_url,
+                                  tool_deep_link_url=deep_link_url)
+            self.client_id, self.deployment_id = client_id, deployment_id
+            # Moodle's service URLs carry the tool type id (= deployment id): they change with it.
+            self.paths = Paths(self.config.base_url, self.mode, self.course.id, deployment_id)
+            self.tokens.use_client(client_id, jwks_url)
+
     # -- counters --------------------------------------------------------------------------
 
     @property
     def token_requests(self) -> int:
         """How many times the token endpoint was called."""
         return self.tokens.requests
+
+    @property
+    def tcp_connections(self) -> int:
+        """How many TCP connections the server accepted (after `connections.attach(server)`)."""
+        return self.connections.accepted

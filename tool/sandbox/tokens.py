@@ -78,6 +78,10 @@ class TokenService:
         self._seen_jti: dict[str, float] = {}
         self._tool_keys: dict[str, dict[str, Any]] = {}
         self.requests = 0  # every call of the token endpoint (tests check that tools cache tokens)
+        # Some platforms trust a fetched tool JWKS for a fixed time and ignore unknown kids until
+        # then; with `jwks_cache_seconds` set, this one does too (key rotation tests).
+        self.jwks_cache_seconds: float | None = None
+        self._tool_keys_until = 0.0
         self.issued = 0
         self.jwks_fetches = 0
 
@@ -93,9 +97,13 @@ class TokenService:
         with self._lock:
             self.jwks_fetches += 1
             self._tool_keys = {k["kid"]: k for k in keys if isinstance(k, dict) and "kid" in k}
+            self._tool_keys_until = time.monotonic() + (self.jwks_cache_seconds or 0.0)
 
     def _tool_key(self, kid: str) -> Any:
-        if kid not in self._tool_keys:
+        if self.jwks_cache_seconds is not None:
+            if time.monotonic() >= self._tool_keys_until:
+                self._fetch_tool_jwks()  # the strict cache expired: fetch, whatever the kid
+        elif kid not in self._tool_keys:
             self._fetch_tool_jwks()  # refetch on an unknown kid: the tool may have rotated
         jwk = self._tool_keys.get(kid)
         if jwk is None:
@@ -157,7 +165,10 @@ class TokenService:
                 audience=self.audiences,  # the token URL; the issuer is accepted too
                 issuer=self.client_id,
                 leeway=ASSERTION_LEEWAY,
-                options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
+                # exp, iat and nbf are checked below against the platform's clock, which tests
+                # move together with the tool's (token renewal an hour later).
+                options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"],
+                         "verify_exp": False, "verify_iat": False, "verify_nbf": False},
             )
         except jwt.InvalidAudienceError as exc:
             raise TokenError("invalid_client", f"client_assertion aud is not the token endpoint: {exc}") from exc
@@ -165,13 +176,28 @@ class TokenService:
             raise TokenError("invalid_client", f"client_assertion refused: {exc}") from exc
         if claims["sub"] != self.client_id:
             raise TokenError("invalid_client", "client_assertion sub must be the client_id")
-        now = time.time()
+        now = self._clock()
+        self._check_times(claims, now)
         with self._lock:
             self._seen_jti = {j: exp for j, exp in self._seen_jti.items() if exp + ASSERTION_LEEWAY > now}
             if claims["jti"] in self._seen_jti:
                 raise TokenError("invalid_client", "client_assertion jti was already used")
             self._seen_jti[claims["jti"]] = float(claims["exp"])
         return claims
+
+    @staticmethod
+    def _check_times(claims: dict[str, Any], now: float) -> None:
+        try:
+            exp, iat = float(claims["exp"]), float(claims["iat"])
+            nbf = float(claims["nbf"]) if "nbf" in claims else None
+        except (TypeError, ValueError):
+            raise TokenError("invalid_client", "client_assertion refused: exp, iat and nbf must be numbers") from None
+        if exp <= now - ASSERTION_LEEWAY:
+            raise TokenError("invalid_client", "client_assertion refused: Signature has expired")
+        if iat > now + ASSERTION_LEEWAY:
+            raise TokenError("invalid_client", "client_assertion refused: The token is not yet valid (iat)")
+        if nbf is not None and nbf > now + ASSERTION_LEEWAY:
+            raise TokenError("invalid_client", "client_assertion refused: The token is not yet valid (nbf)")
 
     # -- checking --------------------------------------------------------------------------
 
@@ -188,6 +214,14 @@ class TokenService:
         if not token.scopes.intersection(accepted_scopes):
             raise ServiceError(403, "Access token does not cover this call")
         return token
+
+    def use_client(self, client_id: str, tool_jwks_url: str) -> None:
+        """Accept assertions of another client (a tool registered dynamically); forget cached keys."""
+        with self._lock:
+            self.client_id = client_id
+            self.tool_jwks_url = tool_jwks_url
+            self._tool_keys = {}
+            self._tool_keys_until = 0.0
 
     def expire_all(self) -> None:
         """Make every issued token expired (tests of the tool's token refresh)."""
