@@ -9,6 +9,8 @@ from tool.db import Base, make_engine
 import tool.lti.models  # noqa: F401  (registers the tables on Base.metadata)
 import tool.ledger.models  # noqa: F401
 import tool.assessments.models  # noqa: F401
+import tool.ags.models  # noqa: F401
+import tool.delivery.models  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata

@@ -2,8 +2,11 @@
 
     db upgrade | current              apply / show schema migrations
     keys generate | rotate | list | prune
-    platforms add | list | remove | activate | disable
+    platforms add | list | remove | activate | disable | instructions
+    admin hash-password               a hash for the admin console's local password
     run                               tool + sandbox LMS on loopback (the embedded default)
+    worker [--once]                   deliver scores to the LMS until Ctrl-C (production: one or more)
+    sync --offering ID                compute an offering's scores again and deliver them now
     serve                             the tool alone (use gunicorn `tool.web.wsgi:app` in production)
 """
 
@@ -78,8 +81,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
         lead = settings.key_publish_lead_seconds if args.lead is None else args.lead
         grace = settings.key_retire_grace_seconds if args.grace is None else args.grace
         key = store.rotate(publish_lead_seconds=lead, retire_grace_seconds=grace)
-        print(f"published key {key.kid}; it signs from {key.activates_at.isoformat(timespec='seconds')}, "
-              f"older keys retire {grace} s after that")
+        # Published now, signing only after the lead: platforms caching our JWKS learn the key first.
+        print(f"published key {key.kid} in the JWKS now; it signs from "
+              f"{key.activates_at.isoformat(timespec='seconds')} (in {lead} s), "
+              f"older keys leave the JWKS {grace} s after that; `keys prune` then deletes them")
     elif args.action == "prune":
         gone = store.prune()
         print("removed " + (", ".join(gone) if gone else "nothing"))
@@ -103,6 +108,11 @@ def cmd_platforms(args: argparse.Namespace) -> int:
     from tool.lti import registry
 
     settings = _settings()
+    if args.action == "instructions":
+        from tool.lti.dynreg import instructions_text
+
+        print(instructions_text(settings))
+        return 0
     with _session(settings) as db:
         if args.action == "add":
             reg = registry.add_registration(
@@ -134,6 +144,92 @@ def cmd_platforms(args: argparse.Namespace) -> int:
                 for d in reg.deployments:
                     print(f"  deployment    {d.deployment_id} ({d.status})")
     return 0
+
+
+# -- admin -------------------------------------------------------------------------------
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    import getpass
+
+    from tool.web.admin_auth import hash_password
+
+    password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass("Admin password: ")
+    if len(password) < 12:
+        print("error: use at least 12 characters", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    print("put it in config/local.toml as admin_password_hash = \"…\" (or TOOL_ADMIN_PASSWORD_HASH)", file=sys.stderr)
+    return 0
+
+
+# -- delivery ----------------------------------------------------------------------------
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """Ctrl-C / SIGTERM finish the current step, then stop; a second Ctrl-C stops at once."""
+
+    def handler(*_: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from tool.delivery.worker import make_worker
+
+    settings = _settings()
+    res = make_worker(settings)
+    try:
+        if args.once:
+            print(f"delivered: {res.worker.drain()}")
+            return 0
+        stop = threading.Event()
+        _stop_on_signals(stop)
+        print(f"delivery worker {res.worker.name} running; Ctrl-C stops it after the current step", flush=True)
+        res.worker.run(stop)
+        print("stopped")
+    finally:
+        res.close()
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from tool.clock import utcnow
+    from tool.delivery import schedule, status
+    from tool.delivery.queue import due_count, force_due
+    from tool.delivery.worker import StepResult, make_worker
+
+    settings = _settings()
+    res = make_worker(settings)
+    try:
+        with res.worker.sessions() as db:
+            status.require_delivery(status.get_offering(db, args.offering))
+            changed = schedule.reconcile_offering(db, offering_id=args.offering)
+            if args.retry_failed:
+                status.retry_failed(db, offering_id=args.offering, now=utcnow())
+            force_due(db, offering_id=args.offering, now=utcnow())
+            todo = due_count(db, offering_id=args.offering, now=utcnow())
+            db.commit()
+        print(f"offering {args.offering}: {changed} scores changed since the last sync, {todo} to send")
+        with tqdm(total=todo, unit="score", desc="delivering", disable=args.quiet) as bar:
+            def step(result: StepResult) -> None:
+                bar.update(result.sent + result.held)
+
+            total = res.worker.drain(offering_id=args.offering, on_step=step)
+        with res.worker.sessions() as db:
+            counts = status.counts_by_state(db, offering_id=args.offering)
+        print(f"sent {total.sent}: accepted {total.accepted}, to retry {total.retrying}, failed {total.failed}, "
+              f"superseded {total.superseded}")
+        print("now " + ", ".join(f"{state} {n}" for state, n in counts.items()))
+        return 1 if counts["failed"] else 0
+    finally:
+        res.close()
 
 
 # -- run / serve -------------------------------------------------------------------------
@@ -173,6 +269,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         servers.append(ServerThread(sandbox, host=settings.host, port=settings.sandbox_port))
     for s in servers:
         s.start()
+    delivery = None
+    if settings.delivery_worker_in_process:
+        # The embedded default delivers scores from this process; production runs `worker`s.
+        from tool.delivery.worker import WorkerThread, make_worker
+
+        delivery = make_worker(settings)
+        delivery_thread = WorkerThread(delivery.worker).start()
     print(f"Tally        {settings.public_base_url}")
     if len(servers) > 1:
         print(f"Sandbox LMS  {servers[1].url}   <- open this and launch as a teacher or a student")
@@ -185,6 +288,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     print("\nstopping…", flush=True)
+    if delivery is not None:
+        delivery_thread.stop()
+        delivery.close()
     for s in reversed(servers):
         s.stop()
     print("stopped")
@@ -226,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--deployment-id", action="append", help="an active deployment (repeatable)")
     add.add_argument("--name", help="a name for people (e.g. 'University Moodle')")
     psub.add_parser("list", help="list registrations and their deployments")
+    psub.add_parser("instructions", help="what to type into Moodle and Canvas to register Tally by hand")
     for name in ("remove",):
         r = psub.add_parser(name, help="delete a registration and everything launched through it")
         r.add_argument("--issuer", required=True)
@@ -236,6 +343,21 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--client-id", required=True)
         a.add_argument("--deployment-id", required=True)
     plat.set_defaults(func=cmd_platforms)
+
+    admin = sub.add_parser("admin", help="the admin console's local login")
+    admin.add_argument("action", choices=["hash-password"])
+    admin.add_argument("--stdin", action="store_true", help="read the password from standard input")
+    admin.set_defaults(func=cmd_admin)
+
+    worker = sub.add_parser("worker", help="deliver scores to the LMS until Ctrl-C")
+    worker.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    worker.set_defaults(func=cmd_worker)
+
+    sync = sub.add_parser("sync", help="compute an offering's scores again and deliver them now")
+    sync.add_argument("--offering", type=int, required=True, help="the offering id (see its sync page)")
+    sync.add_argument("--retry-failed", action="store_true", help="send failed scores again too")
+    sync.add_argument("--quiet", action="store_true", help="no progress bar")
+    sync.set_defaults(func=cmd_sync)
 
     run = sub.add_parser("run", help="start the tool and the sandbox LMS (the embedded default)")
     run.add_argument("--no-sandbox", action="store_true")

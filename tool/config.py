@@ -52,14 +52,40 @@ class Settings(BaseModel):
     keys_dir: str = "keys"
     leeway_seconds: int = Field(default=5, ge=0, le=300)
     session_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    session_max_age_seconds: int = Field(default=43200, ge=60, le=604800)
     state_ttl_seconds: int = Field(default=600, ge=30, le=3600)
     auto_activate_deployments: bool = False
     jwks_default_max_age: int = Field(default=300, ge=0)
     jwks_max_age_cap: int = Field(default=86400, ge=0)
     jwks_refetch_interval: float = Field(default=10.0, ge=0)
     http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    key_publish_lead_seconds: int = Field(default=0, ge=0)
+    # Connecting to a platform gives up sooner than reading its answer (a dead host, not a slow one).
+    http_connect_timeout_seconds: float = Field(default=3.05, gt=0, le=60)
+    user_agent: str = ""  # empty: "Tally/<version>" (Canvas requires a User-Agent since 2026)
+    ags_concurrency: int = Field(default=8, ge=1, le=64)  # parallel AGS requests per platform and process
+    token_cache: Literal["database", "redis"] = "database"  # where processes share access tokens
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Score delivery (tool/delivery): rows a worker claims per step, how long a claim holds a
+    # row (a dead worker's rows come free after it), how often an idle worker looks again,
+    # backoff between attempts, how long "sync now" delivers inline, the thread of `run`.
+    delivery_batch_size: int = Field(default=100, ge=1, le=1000)
+    delivery_claim_seconds: float = Field(default=120.0, ge=5, le=3600)
+    delivery_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    delivery_backoff_base_seconds: float = Field(default=2.0, gt=0, le=600)
+    delivery_backoff_max_seconds: float = Field(default=900.0, gt=0, le=86400)
+    delivery_sync_now_seconds: float = Field(default=20.0, ge=0, le=300)
+    delivery_worker_in_process: bool = True
+    # Longer than the max-age our JWKS answer carries (300 s), so a platform that caches it has
+    # fetched the new key before anything is signed with it.
+    key_publish_lead_seconds: int = Field(default=360, ge=0)
     key_retire_grace_seconds: int = Field(default=86400, ge=0)
+    # /lti/register: "pending" stores the registration with its deployment waiting for an admin,
+    # "active" lets it launch at once, "off" refuses every dynamic registration.
+    dynamic_registration: Literal["pending", "active", "off"] = "pending"
+    # The admin console's local login (besides LTI administrators of a registration): a
+    # PBKDF2 hash from `python -m tool admin hash-password`, or (development) the plain password.
+    admin_password_hash: str = ""
+    admin_password: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sandbox_enabled: bool = True
     sandbox_port: int = Field(default=8001, ge=1, le=65535)
@@ -76,6 +102,13 @@ class Settings(BaseModel):
         if value.startswith("postgresql://"):
             # psycopg 3 is the driver we ship; SQLAlchemy would default to psycopg2.
             value = "postgresql+psycopg://" + value[len("postgresql://") :]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
     @field_validator("public_base_url")

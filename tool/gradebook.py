@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Sequence
+from typing import Any, Sequence
 
 from sqlalchemy.orm import Session
 
 from tool.assessments import service as assessments
 from tool.assessments.models import Assessment, GradeScheme, Participation
+from tool.delivery import schedule as delivery
 from tool.ledger import service as ledger
 from tool.ledger.models import GradeEntry
 
@@ -41,13 +42,16 @@ def totals_changed(db: Session, *, offering_id: int, student_ids: Sequence[int],
         by_assessment.setdefault(p.assessment_id, set()).add(p.student_id)
     for assessment_id, sids in by_assessment.items():
         grades_changed(db, assessment_id=assessment_id, student_ids=sorted(sids))
+    # The offering's total column: its desired scores, in this transaction (tool/delivery).
+    delivery.totals_changed(db, offering_id=offering_id, student_ids=change.student_ids)
     return change
 
 
 def grades_changed(db: Session, *, assessment_id: int, student_ids: Sequence[int] | None) -> None:
     """The one seam after every change of an assessment's points, status or grades (same
     transaction). `student_ids` None means every participation (an apply)."""
-    return None
+    # The assessment's column: its desired scores, in this transaction (tool/delivery).
+    delivery.grades_changed(db, assessment_id=assessment_id, student_ids=student_ids)
 
 
 def add_entry(db: Session, *, course_id: int, offering_id: int, student_id: int, actor_id: int,
@@ -79,6 +83,14 @@ def void_entry(db: Session, *, entry: GradeEntry, actor_id: int, reason: str) ->
 
 
 # -- assessments: every write of points, status or grades ends in grades_changed ------------------
+
+
+def create_assessment(db: Session, **fields: Any) -> Assessment:
+    """A new assessment with a participation per roster student; its LMS column is scheduled
+    at once (every student Initialized/NotReady until points come in)."""
+    assessment = assessments.create_assessment(db, **fields)
+    grades_changed(db, assessment_id=assessment.id, student_ids=None)
+    return assessment
 
 
 def enter_points(db: Session, *, assessment: Assessment, part: Participation, points: Decimal | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +33,22 @@ class Services:
     platform_keys: PlatformKeys
     http: requests.Session
     session_secret: bytes = field(repr=False, default=b"")
+    _ags: Any = field(repr=False, default=None)
+    _ags_lock: threading.Lock = field(repr=False, default_factory=threading.Lock)
+
+    def ags(self) -> Any:
+        """The process's one AGS client (pooled connections, tokens kept in memory), made on first use."""
+        with self._ags_lock:
+            if self._ags is None:
+                from tool.ags.client import AgsClient
+
+                self._ags = AgsClient(settings=self.settings, session_factory=self.sessions, keys=self.keys)
+            return self._ags
 
     def close(self) -> None:
         """Release pooled database connections and HTTP sockets (tests, clean shutdown)."""
+        if self._ags is not None:
+            self._ags.close()
         self.engine.dispose()
         self.http.close()
 
@@ -85,7 +99,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.extensions["tally"] = services
     logging.getLogger("tool").setLevel(settings.log_level)
 
-    from tool.web import api, assessments_api, errors, ledger_api, lti_views, openapi, pages, roster_api
+    from tool.web import api, assessment_pages, assessments_api, errors, ledger_api, lti_views, openapi, pages, roster_api
+    from tool.web import admin_views, deeplink_views, registration_views
+    from tool.web import sync_views
 
     app.register_blueprint(lti_views.bp)
     app.register_blueprint(pages.bp)
@@ -93,7 +109,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.register_blueprint(roster_api.bp)
     app.register_blueprint(ledger_api.bp)
     app.register_blueprint(assessments_api.bp)
+    app.register_blueprint(assessment_pages.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(registration_views.bp)
+    app.register_blueprint(deeplink_views.bp)
+    app.register_blueprint(admin_views.bp)
+    app.register_blueprint(sync_views.bp)
     errors.register(app)
 
     if settings.platforms:

@@ -112,10 +112,10 @@ def create_assessment(offering_id: int) -> Any:
     offering = offering_of_course(offering_id, s)
     body = parse(AssessmentCreate, json_body())
     db = get_db()
-    a = svc.create_assessment(db, offering_id=offering.id, course_id=offering.course_id, title=body.title,
-                              max_points=body.max_points, source=body.source, kind=body.kind,
-                              ledger_type_codes=body.ledger_type_codes,
-                              tasks=[(t.title, t.max_points) for t in body.tasks], actor_id=s.person_id)
+    a = gradebook.create_assessment(db, offering_id=offering.id, course_id=offering.course_id, title=body.title,
+                                    max_points=body.max_points, source=body.source, kind=body.kind,
+                                    ledger_type_codes=body.ledger_type_codes,
+                                    tasks=[(t.title, t.max_points) for t in body.tasks], actor_id=s.person_id)
     out = assessment_json(a, svc.tasks_of(db, assessment_id=a.id))
     db.commit()
     return jsonify(out), 201

@@ -24,6 +24,7 @@ from tool.errors import (
     ValidationError,
 )
 from tool.assessments.service import OverrideInvalid, SchemeApplied, SchemeNotActive
+from tool.delivery.status import MaximumFromLms
 from tool.ledger.service import EntryVoided, StudentNotInOffering
 from tool.lti.nrps import RosterUnavailable
 from tool.lti.roster import RosterNotOffered
@@ -34,6 +35,7 @@ STATUS: list[tuple[type[ToolError], int]] = [
     (EntryVoided, 409),
     (SchemeApplied, 409),
     (SchemeNotActive, 409),
+    (MaximumFromLms, 409),  # the LMS owns that column's maximum
     (OverrideInvalid, 422),
     (StudentNotInOffering, 422),
     (DeploymentNotActive, 403),

@@ -1,0 +1,242 @@
+"""What Tally sends to the LMS and when: the pure rules of tool/delivery/rules.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from tool.ags.score import ActivityProgress as AP
+from tool.ags.score import GradingProgress as GP
+from tool.ags.score import Score
+from tool.delivery import rules
+from tool.delivery.rules import Kind, ParticipationFacts
+
+D = Decimal
+UTC = dt.timezone.utc
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+# -- the ledger total -------------------------------------------------------------------------
+
+
+def test_nothing_entered_is_initialized_not_ready_without_a_score() -> None:
+    d = rules.total_desired(user_id="7", has_entries=False, active_total=None, maximum=D(100))
+    assert d.kind is Kind.NO_GRADE
+    assert (d.score.activity_progress, d.score.grading_progress) == (AP.INITIALIZED, GP.NOT_READY)
+    assert d.score.score_given is None and d.score.comment is None
+    assert "scoreGiven" not in d.score.to_json()
+
+
+def test_every_entry_voided_sends_a_score_without_score_given_that_says_why() -> None:
+    d = rules.total_desired(user_id="7", has_entries=True, active_total=None, maximum=D(100))
+    assert d.kind is Kind.NO_GRADE
+    assert d.score.score_given is None and not d.score.writes_grade
+    assert d.score.comment == rules.VOIDED_COMMENT
+
+
+def test_a_total_is_a_full_grade_on_the_columns_maximum() -> None:
+    d = rules.total_desired(user_id="7", has_entries=True, active_total=D("42.50"), maximum=D(50))
+    assert d.kind is Kind.GRADE
+    assert (d.score.activity_progress, d.score.grading_progress) == (AP.COMPLETED, GP.FULLY_GRADED)
+    assert (d.score.score_given, d.score.score_maximum) == (D("42.50"), D(50))
+    assert d.score.to_json()["scoreGiven"] == 42.5
+
+
+def test_a_negative_total_is_sent_as_zero_with_the_reason_in_the_comment() -> None:
+    d = rules.total_desired(user_id="7", has_entries=True, active_total=D("-3.50"), maximum=D(100))
+    assert d.kind is Kind.GRADE
+    assert d.score.score_given == 0
+    assert d.score.comment is not None and "-3.50" in d.score.comment and "sent as 0" in d.score.comment
+
+
+def test_extra_credit_passes_through() -> None:
+    d = rules.total_desired(user_id="7", has_entries=True, active_total=D("115"), maximum=D(100))
+    assert (d.score.score_given, d.score.score_maximum) == (D(115), D(100))
+    note = rules.clamp_note(d.score)
+    assert note is not None and "Moodle" in note and "115.00" in note
+
+
+def test_no_clamp_note_within_the_maximum() -> None:
+    d = rules.total_desired(user_id="7", has_entries=True, active_total=D("100"), maximum=D(100))
+    assert rules.clamp_note(d.score) is None
+
+
+# -- assessments ------------------------------------------------------------------------------
+
+CASES = [
+    # facts, kind, activity, grading, given, comment
+    (ParticipationFacts("graded", D("8.5"), "1.3"), Kind.GRADE, AP.COMPLETED, GP.FULLY_GRADED, D("8.5"), "Grade 1.3"),
+    (ParticipationFacts("graded", D("8.5"), "1.0", override=True), Kind.GRADE, AP.COMPLETED, GP.FULLY_GRADED,
+     D("8.5"), "Grade 1.0 (set by the teacher)"),
+    (ParticipationFacts("graded", D("8.5"), None), Kind.GRADE, AP.COMPLETED, GP.FULLY_GRADED, D("8.5"), None),
+    (ParticipationFacts("absent", None, "5.0"), Kind.GRADE, AP.COMPLETED, GP.FULLY_GRADED, D(0), "Absent. Grade 5.0"),
+    (ParticipationFacts("exempt", None, None), Kind.NO_GRADE, AP.INITIALIZED, GP.NOT_READY, None,
+     rules.EXEMPT_COMMENT),
+    (ParticipationFacts("pending", None, None), Kind.NO_GRADE, AP.INITIALIZED, GP.NOT_READY, None, None),
+    (ParticipationFacts("graded", D("4"), None, tasks=3, tasks_entered=1), Kind.PROGRESS, AP.IN_PROGRESS,
+     GP.PENDING, None, None),
+    (ParticipationFacts("pending", D("4"), None), Kind.PROGRESS, AP.STARTED, GP.PENDING, None, None),
+    (ParticipationFacts("graded", D("9"), "1.7", tasks=3, tasks_entered=3), Kind.GRADE, AP.COMPLETED,
+     GP.FULLY_GRADED, D(9), "Grade 1.7"),
+]
+
+
+@pytest.mark.parametrize("facts, kind, activity, grading, given, comment", CASES)
+def test_an_assessment_participation_becomes_this_score(facts: ParticipationFacts, kind: Kind, activity: AP,
+                                                        grading: GP, given: Decimal | None,
+                                                        comment: str | None) -> None:
+    d = rules.assessment_desired(user_id="9", facts=facts, maximum=D(10))
+    assert d.kind is kind
+    assert (d.score.activity_progress, d.score.grading_progress) == (activity, grading)
+    assert d.score.score_given == given
+    assert d.score.comment == comment
+    assert d.score.score_maximum == (D(10) if given is not None else None)
+
+
+def test_points_removed_after_a_delivered_grade_clear_it_and_say_so() -> None:
+    d = rules.assessment_desired(user_id="9", facts=ParticipationFacts("pending", None, None), maximum=D(10),
+                                 graded_before=True)
+    assert d.kind is Kind.NO_GRADE and not d.score.writes_grade
+    assert d.score.comment == rules.REMOVED_COMMENT
+
+
+def test_negative_assessment_points_go_as_zero_with_the_grade_and_the_reason() -> None:
+    d = rules.assessment_desired(user_id="9", facts=ParticipationFacts("graded", D("-1"), "5.0"), maximum=D(10))
+    assert d.score.score_given == 0
+    assert d.score.comment is not None and d.score.comment.startswith("Grade 5.0 ") and "-1.00" in d.score.comment
+
+
+@pytest.mark.parametrize("kind, ever_graded, sent", [
+    (Kind.GRADE, False, True), (Kind.GRADE, True, True),
+    (Kind.NO_GRADE, False, True), (Kind.NO_GRADE, True, True),
+    (Kind.PROGRESS, False, True), (Kind.PROGRESS, True, False),
+])
+def test_progress_only_scores_go_out_only_while_no_grade_was_accepted(kind: Kind, ever_graded: bool,
+                                                                    sent: bool) -> None:
+    assert rules.should_send(kind, ever_graded=ever_graded) is sent
+    assert rules.should_send(kind.value, ever_graded=ever_graded) is sent
+
+
+# -- what goes on the wire --------------------------------------------------------------------
+
+
+def _graded(comment: str | None, given: str = "8") -> Score:
+    return Score(user_id="7", activity_progress=AP.COMPLETED, grading_progress=GP.FULLY_GRADED,
+                 score_given=D(given), score_maximum=D(10), comment=comment)
+
+
+def test_canvas_gets_an_unchanged_comment_only_once_because_it_appends_every_comment() -> None:
+    sent = rules.for_platform(_graded("Grade 1.3", "9"), accepted=_graded("Grade 1.3", "8"), canvas=True)
+    assert sent.comment is None and sent.score_given == D(9)
+
+
+def test_canvas_gets_a_changed_comment() -> None:
+    assert rules.for_platform(_graded("Grade 1.0"), accepted=_graded("Grade 1.3"), canvas=True).comment == "Grade 1.0"
+
+
+def test_moodle_gets_the_comment_every_time_because_a_score_without_one_erases_feedback() -> None:
+    assert rules.for_platform(_graded("Grade 1.3"), accepted=_graded("Grade 1.3"), canvas=False).comment == "Grade 1.3"
+
+
+def test_scores_that_differ_only_in_their_timestamp_say_the_same() -> None:
+    a = _graded("x").with_timestamp(at("2026-11-23T10:00:00")).to_json()
+    b = _graded("x").with_timestamp(at("2026-11-23T11:00:00")).to_json()
+    assert rules.same_content(a, b)
+    assert not rules.same_content(a, _graded("y").with_timestamp(at("2026-11-23T10:00:00")).to_json())
+
+
+# -- timestamps -------------------------------------------------------------------------------
+
+
+def test_a_new_timestamp_is_now_when_the_previous_one_is_in_an_earlier_second() -> None:
+    now = at("2026-11-23T10:00:05.250000")
+    assert rules.next_timestamp(now, at("2026-11-23T10:00:04.999999")) == now
+    assert rules.next_timestamp(now, None) == now
+
+
+def test_a_new_timestamp_never_repeats_the_previous_whole_second() -> None:
+    now = at("2026-11-23T10:00:05.250000")
+    assert rules.next_timestamp(now, at("2026-11-23T10:00:05.100000")) == at("2026-11-23T10:00:06")
+    assert rules.next_timestamp(now, at("2026-11-23T10:00:05.900000")) == at("2026-11-23T10:00:06")
+
+
+def test_a_new_timestamp_comes_after_a_previous_one_in_the_future() -> None:
+    now = at("2026-11-23T10:00:05.250000")
+    assert rules.next_timestamp(now, at("2026-11-23T10:00:07.5")) == at("2026-11-23T10:00:08")
+
+
+def test_many_changes_within_one_second_get_strictly_increasing_distinct_seconds() -> None:
+    now = at("2026-11-23T10:00:05.000001")
+    previous: dt.datetime | None = None
+    seconds = []
+    for i in range(5):
+        previous = rules.next_timestamp(now + dt.timedelta(microseconds=i), previous)
+        seconds.append(rules.whole_second(previous))
+    assert seconds == sorted(set(seconds)) and len(seconds) == 5
+
+
+def test_an_attempt_keeps_the_changes_own_time_when_the_platform_never_saw_that_second() -> None:
+    desired = at("2026-11-23T10:00:05.5")
+    assert rules.send_timestamp(desired, at("2026-11-23T10:00:04.9"), at("2026-11-23T11:00:00")) == desired
+    assert rules.send_timestamp(desired, None, at("2026-11-23T11:00:00")) == desired
+
+
+def test_a_retry_gets_a_newer_timestamp_than_the_attempt_the_platform_may_have_stored() -> None:
+    desired = at("2026-11-23T10:00:05.5")
+    now = at("2026-11-23T10:00:05.8")
+    retry = rules.send_timestamp(desired, desired, now)
+    assert rules.whole_second(retry) > rules.whole_second(desired)
+    later = at("2026-11-23T10:03:00.25")
+    assert rules.send_timestamp(desired, desired, later) == later
+
+
+# -- backoff -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attempts, low, high", [(1, 1.0, 2.0), (2, 2.0, 4.0), (3, 4.0, 8.0), (12, 30.0, 60.0)])
+def test_retries_wait_exponentially_longer_with_jitter_up_to_the_cap(attempts: int, low: float, high: float) -> None:
+    lowest = rules.retry_delay(attempts, base=2.0, cap=60.0, retry_after=None, rand=lambda: 0.0)
+    highest = rules.retry_delay(attempts, base=2.0, cap=60.0, retry_after=None, rand=lambda: 0.999999)
+    assert lowest == pytest.approx(low)
+    assert highest == pytest.approx(high, rel=1e-5)
+
+
+def test_retry_after_is_honoured_even_when_the_backoff_is_shorter() -> None:
+    assert rules.retry_delay(1, base=2.0, cap=60.0, retry_after=30.0, rand=lambda: 0.0) == pytest.approx(30.0)
+    assert rules.retry_delay(1, base=2.0, cap=60.0, retry_after=30.0, rand=lambda: 0.5) >= 30.0
+
+
+def test_a_longer_backoff_wins_over_a_short_retry_after() -> None:
+    assert rules.retry_delay(6, base=2.0, cap=600.0, retry_after=1.0, rand=lambda: 0.0) == pytest.approx(32.0)
+
+
+# -- read-back -------------------------------------------------------------------------------------
+
+
+def _result(score: str | None, maximum: str = "100", comment: str | None = None) -> rules.LmsResult:
+    return rules.LmsResult("7", D(score) if score is not None else None, D(maximum), comment)
+
+
+@pytest.mark.parametrize("accepted, result, kind", [
+    (_graded(None, "8"), _result("80"), None),  # rescaled to the column's maximum: the same grade
+    (_graded(None, "8"), _result("80.004"), None),
+    (_graded(None, "8"), _result("70"), "changed"),
+    (_graded(None, "8"), _result(None), "cleared"),
+    (_graded(None, "8"), None, "cleared"),
+    (_graded(None, "15"), _result("100"), "clamped"),  # Moodle shows at most the maximum
+    (_graded(None, "15"), _result("150"), None),  # Canvas keeps extra credit
+    (None, _result("55"), "lms_only"),
+    (None, _result(None), None),
+    (Score(user_id="7", activity_progress=AP.INITIALIZED, grading_progress=GP.NOT_READY), _result("55"), "lms_only"),
+])
+def test_the_read_back_says_how_the_lms_differs_from_what_it_accepted(accepted: Score | None,
+                                                                     result: rules.LmsResult | None,
+                                                                     kind: str | None) -> None:
+    assert rules.compare_result(accepted, result) == kind
+    if kind is not None:
+        assert rules.DIFFERENCE_TEXT[kind]

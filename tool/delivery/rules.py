@@ -1,0 +1,267 @@
+"""What Tally sends to the LMS, and when: pure rules over values (no database, no HTTP).
+
+The score of a pair (line item, person) follows from Tally's data alone:
+
+* a ledger **total** goes to the offering's total line item: nothing entered → Initialized /
+  NotReady without a score; active entries → Completed / FullyGraded with their sum; every
+  entry voided → a score without scoreGiven, which clears the grade the LMS holds;
+* an **assessment** goes to its own line item with its maximum, the scheme grade in the
+  comment ("Grade 1.3", resent every time: Moodle erases feedback that a score omits), a
+  manual grade marked as such; work started but not graded → Started or InProgress with
+  Pending, only while no grade was ever accepted for the pair (any gradingProgress but
+  FullyGraded clears an existing grade, measured on Moodle 4.5; Canvas does the same);
+* a negative total is sent as 0 with the reason in the comment (Moodle clamps, Canvas refuses);
+* extra credit (more than the maximum) passes through; Moodle clamps what it shows.
+
+Timestamps strictly increase per pair and never repeat the whole second of the previous one:
+Moodle compares whole seconds and answers 409 to an equal one (../shared/PLATFORMS.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Callable
+
+from tool.ags.score import ActivityProgress, GradingProgress, Score
+
+ZERO = Decimal("0")
+TOTAL_TARGET = "total"
+TOTAL_RESOURCE_ID = "tally-total"
+TOTAL_TAG = "tally-total"
+ASSESSMENT_TAG = "tally-assessment"
+# The total's maximum when the offering is not bound to the launch's own line item and the
+# teacher set none: a percentage scale.
+DEFAULT_TOTAL_MAXIMUM = Decimal("100")
+
+VOIDED_COMMENT = "No points: every entry in Tally was voided."
+EXEMPT_COMMENT = "Exempt from this assessment."
+REMOVED_COMMENT = "No points entered in Tally any more."
+
+
+def assessment_target(assessment_id: int) -> str:
+    """The binding target of an assessment's line item."""
+    return f"assessment:{assessment_id}"
+
+
+def assessment_resource_id(assessment_id: int) -> str:
+    """The AGS resourceId Tally gives an assessment's line item (found again by it)."""
+    return f"tally-assessment-{assessment_id}"
+
+
+class Kind(StrEnum):
+    """Why a score is sent, which decides whether it may be sent."""
+
+    GRADE = "grade"  # writes a grade: always sent
+    NO_GRADE = "no_grade"  # a score without scoreGiven (nothing entered, voided, exempt): always sent, clears
+    PROGRESS = "progress"  # work started, no grade: sent only while no grade was ever accepted
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The score a pair should hold, and why; its timestamp is given when it is written."""
+
+    kind: Kind
+    score: Score
+
+
+def points_text(value: Decimal) -> str:
+    """Points as people read them: 12.50, -3.00."""
+    return f"{value:.2f}"
+
+
+def _negative_note(points: Decimal) -> str:
+    return f"{points_text(points)} points in Tally, sent as 0: the LMS takes no negative scores."
+
+
+def _join(*parts: str | None) -> str | None:
+    text = " ".join(p for p in parts if p)
+    return text or None
+
+
+def total_desired(*, user_id: str, has_entries: bool, active_total: Decimal | None, maximum: Decimal) -> Desired:
+    """The score of a student's ledger total (active_total None: no ACTIVE entry)."""
+    if not has_entries:
+        return Desired(Kind.NO_GRADE, Score(user_id=user_id, activity_progress=ActivityProgress.INITIALIZED,
+                                            grading_progress=GradingProgress.NOT_READY))
+    if active_total is None:
+        return Desired(Kind.NO_GRADE, Score(user_id=user_id, activity_progress=ActivityProgress.INITIALIZED,
+                                            grading_progress=GradingProgress.NOT_READY, comment=VOIDED_COMMENT))
+    given, comment = active_total, None
+    if given < 0:
+        given, comment = ZERO, _negative_note(active_total)
+    return Desired(Kind.GRADE, Score(user_id=user_id, activity_progress=ActivityProgress.COMPLETED,
+                                     grading_progress=GradingProgress.FULLY_GRADED, score_given=given,
+                                     score_maximum=maximum, comment=comment))
+
+
+@dataclass(frozen=True)
+class ParticipationFacts:
+    """What decides an assessment score: the participation and how many task points exist."""
+
+    status: str  # pending | graded | absent | exempt
+    points: Decimal | None
+    grade: str | None
+    override: bool = False
+    tasks: int = 0  # tasks of the assessment (0: points entered as a total, or from the ledger)
+    tasks_entered: int = 0  # of them, how many have points for this student
+
+
+def grade_comment(grade: str | None, *, override: bool) -> str | None:
+    """The scheme grade as the comment: "Grade 1.3", marked when the teacher set it by hand."""
+    if grade is None:
+        return None
+    return f"Grade {grade} (set by the teacher)" if override else f"Grade {grade}"
+
+
+def assessment_desired(*, user_id: str, facts: ParticipationFacts, maximum: Decimal,
+                       graded_before: bool = False) -> Desired:
+    """The score of a student's participation in an assessment (maximum = the assessment's)."""
+    grade = grade_comment(facts.grade, override=facts.override)
+    if facts.status == "exempt":
+        return Desired(Kind.NO_GRADE, Score(user_id=user_id, activity_progress=ActivityProgress.INITIALIZED,
+                                            grading_progress=GradingProgress.NOT_READY,
+                                            comment=_join(EXEMPT_COMMENT, grade)))
+    if facts.status == "absent":
+        return Desired(Kind.GRADE, Score(user_id=user_id, activity_progress=ActivityProgress.COMPLETED,
+                                         grading_progress=GradingProgress.FULLY_GRADED, score_given=ZERO,
+                                         score_maximum=maximum, comment=_join("Absent.", grade)))
+    partial = 0 < facts.tasks_entered < facts.tasks
+    if facts.status == "graded" and facts.points is not None and not partial:
+        given, note = facts.points, None
+        if given < 0:
+            given, note = ZERO, _negative_note(facts.points)
+        return Desired(Kind.GRADE, Score(user_id=user_id, activity_progress=ActivityProgress.COMPLETED,
+                                         grading_progress=GradingProgress.FULLY_GRADED, score_given=given,
+                                         score_maximum=maximum, comment=_join(grade, note)))
+    if partial or facts.points is not None:
+        # Work started: some task points, or points on a participation still marked pending.
+        progress = ActivityProgress.IN_PROGRESS if partial else ActivityProgress.STARTED
+        return Desired(Kind.PROGRESS, Score(user_id=user_id, activity_progress=progress,
+                                            grading_progress=GradingProgress.PENDING, comment=grade))
+    return Desired(Kind.NO_GRADE, Score(user_id=user_id, activity_progress=ActivityProgress.INITIALIZED,
+                                        grading_progress=GradingProgress.NOT_READY,
+                                        comment=_join(REMOVED_COMMENT if graded_before else None, grade)))
+
+
+def should_send(kind: Kind | str, *, ever_graded: bool) -> bool:
+    """False for a progress-only score once a grade was accepted: it would clear that grade."""
+    return not (Kind(kind) is Kind.PROGRESS and ever_graded)
+
+
+def content(score_json: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored score without its timestamp: what decides whether two scores say the same."""
+    if score_json is None:
+        return None
+    return {k: v for k, v in score_json.items() if k != "timestamp"}
+
+
+def same_content(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """True when two stored scores differ at most in their timestamps."""
+    return content(a) == content(b)
+
+
+def for_platform(score: Score, *, accepted: Score | None, canvas: bool) -> Score:
+    """The score as sent: Canvas appends every comment it receives, so an unchanged one is left out."""
+    if canvas and accepted is not None and score.comment is not None and score.comment == accepted.comment:
+        return replace(score, comment=None)
+    return score
+
+
+# -- timestamps -------------------------------------------------------------------------------
+
+
+def whole_second(moment: dt.datetime) -> int:
+    """The whole second a moment falls in (what Moodle compares)."""
+    return math.floor(moment.timestamp())
+
+
+def next_timestamp(now: dt.datetime, after: dt.datetime | None) -> dt.datetime:
+    """`now`, unless that is in the whole second of `after` or before it: then the next free second."""
+    if after is None or whole_second(now) > whole_second(after):
+        return now
+    return dt.datetime.fromtimestamp(whole_second(after) + 1, dt.timezone.utc)
+
+
+def send_timestamp(desired_at: dt.datetime, last_sent: dt.datetime | None, now: dt.datetime) -> dt.datetime:
+    """The timestamp of one attempt: the change's own time, unless the platform may have seen that
+    second already (a retry after a timeout): then a newer one, so it is never refused as a repeat."""
+    if last_sent is None or whole_second(desired_at) > whole_second(last_sent):
+        return desired_at
+    return next_timestamp(now, last_sent)
+
+
+# -- retries ---------------------------------------------------------------------------------
+
+
+def retry_delay(attempts: int, *, base: float, cap: float, retry_after: float | None,
+                rand: Callable[[], float]) -> float:
+    """Seconds until the next attempt: exponential in `attempts` with jitter, never before Retry-After.
+
+    Half of the exponential step is fixed and half random ("equal jitter"), so workers that
+    failed together do not come back together, and none comes back at once.
+    """
+    step = min(cap, base * 2 ** max(0, attempts - 1))
+    delay = step / 2 + rand() * step / 2
+    if retry_after is not None and retry_after > 0:
+        delay = max(delay, retry_after * (1 + 0.1 * rand()))
+    return delay
+
+
+# -- what the teacher is told -----------------------------------------------------------------
+
+
+def clamp_note(score: Score) -> str | None:
+    """Where Moodle will show less than Tally sent (extra credit), in words for the teacher."""
+    if score.score_given is None or score.score_maximum is None or score.score_given <= score.score_maximum:
+        return None
+    return (f"Extra credit: {points_text(score.score_given)} of {points_text(score.score_maximum)} sent. Moodle shows "
+            f"at most the maximum unless the site allows it (Site administration → Grades → General settings → "
+            f"Unlimited grades); Canvas keeps it.")
+
+
+@dataclass(frozen=True)
+class LmsResult:
+    """A result the LMS holds (AGS result service), on the line item's scale."""
+
+    user_id: str
+    score: Decimal | None
+    maximum: Decimal | None
+    comment: str | None = None
+
+
+DIFFERENCE_TEXT = {
+    "changed": "The LMS holds another grade than Tally delivered (edited in the LMS?).",
+    "cleared": "The LMS holds no grade, but Tally delivered one (removed in the LMS?).",
+    "clamped": "The LMS shows the maximum: it clamps extra credit (Moodle without unlimited grades).",
+    "lms_only": "The LMS holds a grade that Tally never sent (entered in the LMS).",
+}
+
+
+def expected_result(accepted: Score, maximum: Decimal) -> Decimal | None:
+    """What the LMS should report for an accepted score on a line item of `maximum` (it rescales)."""
+    if not accepted.writes_grade or accepted.score_given is None or not accepted.score_maximum:
+        return None
+    return accepted.score_given * maximum / accepted.score_maximum
+
+
+def compare_result(accepted: Score | None, result: LmsResult | None, *,
+                   tolerance: Decimal = Decimal("0.01")) -> str | None:
+    """How the LMS's result differs from the score it accepted from Tally (None: it does not)."""
+    delivered = accepted is not None and accepted.writes_grade
+    lms_score = result.score if result is not None else None
+    if not delivered:
+        return "lms_only" if lms_score is not None else None
+    assert accepted is not None
+    if lms_score is None or result is None:
+        return "cleared"
+    maximum = result.maximum if result.maximum else accepted.score_maximum or Decimal(1)
+    expected = expected_result(accepted, maximum)
+    if expected is None or abs(lms_score - expected) <= tolerance:
+        return None
+    if expected > maximum and abs(lms_score - maximum) <= tolerance:
+        return "clamped"
+    return "changed"

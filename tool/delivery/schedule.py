@@ -1,0 +1,256 @@
+"""Desired scores, written in the same transaction as the change that causes them.
+
+`tool/gradebook.py` calls `totals_changed` after every ledger change and `grades_changed`
+after every change of an assessment's points, status or grades. Nothing here talks to the
+LMS: a target that has no line item yet gets a binding row without a URL, which a worker
+binds before it sends. A pair whose desired score did not change is left alone, so a
+repeated apply or a no-op correction queues nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable, Mapping, Sequence, cast
+
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from tool.ags.score import format_timestamp
+from tool.ags.tokens import SCOPE_SCORE
+from tool.assessments.models import Assessment, Participation, Task, TaskPoints
+from tool.clock import utcnow
+from tool.db import upsert
+from tool.delivery import rules
+from tool.delivery.models import LineItemBinding, ScoreDelivery
+from tool.ledger import service as ledger
+from tool.lti.models import Offering, Person
+
+HELD_NOTE = ("Work in progress is not sent: the LMS holds a grade from Tally, and any progress but "
+             "FullyGraded would clear it.")
+_T = cast(Table, ScoreDelivery.__table__)
+
+
+def delivers(offering: Offering | None) -> bool:
+    """True when the offering's latest launch granted score posting (an AGS claim with the score scope)."""
+    if offering is None or not (offering.ags_lineitems_url or offering.ags_lineitem_url):
+        return False
+    return SCOPE_SCORE in (offering.ags_scopes or [])
+
+
+# -- bindings (rows only; the worker binds them to LMS line items) ---------------------------------
+
+
+def _binding(db: Session, offering_id: int, target: str, values: dict[str, Any]) -> LineItemBinding:
+    upsert(db, LineItemBinding.__table__,
+           {"offering_id": offering_id, "target": target, "needs_update": False, "attempts": 0,
+            "updated_at": utcnow(), **values},
+           conflict=("offering_id", "target"), update=())
+    binding = db.scalar(select(LineItemBinding).where(LineItemBinding.offering_id == offering_id,
+                                                      LineItemBinding.target == target))
+    assert binding is not None
+    return binding
+
+
+def total_binding(db: Session, offering: Offering) -> LineItemBinding:
+    """The offering's total column (created as a row on first use, maximum 100 until bound or set)."""
+    return _binding(db, offering.id, rules.TOTAL_TARGET, {
+        "assessment_id": None, "label": f"{offering.title or 'Tally'} (total)",
+        "score_maximum": rules.DEFAULT_TOTAL_MAXIMUM, "maximum_source": "default",
+        "resource_id": rules.TOTAL_RESOURCE_ID, "tag": rules.TOTAL_TAG,
+    })
+
+
+def assessment_binding(db: Session, offering: Offering, assessment: Assessment) -> tuple[LineItemBinding, bool]:
+    """The assessment's column; True when its maximum changed (every score must follow)."""
+    binding = _binding(db, offering.id, rules.assessment_target(assessment.id), {
+        "assessment_id": assessment.id, "label": assessment.title, "score_maximum": assessment.max_points,
+        "maximum_source": "assessment", "resource_id": rules.assessment_resource_id(assessment.id),
+        "tag": rules.ASSESSMENT_TAG,
+    })
+    maximum_changed = binding.score_maximum != assessment.max_points
+    if maximum_changed or binding.label != assessment.title:
+        binding.label, binding.score_maximum = assessment.title, assessment.max_points
+        binding.needs_update = binding.lineitem_url is not None
+        binding.updated_at = utcnow()
+        db.flush()
+    return binding, maximum_changed
+
+
+# -- desired scores ----------------------------------------------------------------------------
+
+
+def _subs(db: Session, person_ids: Iterable[int]) -> dict[int, str]:
+    ids = list(set(person_ids))
+    if not ids:
+        return {}
+    return dict(db.execute(select(Person.id, Person.sub).where(Person.id.in_(ids))).all())
+
+
+def _existing(db: Session, binding_id: int, person_ids: Sequence[int]) -> dict[int, Any]:
+    if not person_ids:
+        return {}
+    rows = db.connection().execute(
+        select(_T.c.id, _T.c.person_id, _T.c.state, _T.c.desired, _T.c.desired_kind, _T.c.desired_at,
+               _T.c.accepted, _T.c.ever_graded, _T.c.last_sent_ts, _T.c.next_attempt_at, _T.c.claimed_by)
+        .where(_T.c.binding_id == binding_id, _T.c.person_id.in_(list(person_ids)))
+    )
+    return {r.person_id: r for r in rows}
+
+
+def _latest(*moments: dt.datetime | None) -> dt.datetime | None:
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
+
+
+def _update_for(row: Any, desired: rules.Desired, body: dict[str, Any], at: dt.datetime,
+                now: dt.datetime) -> dict[str, Any]:
+    """The new queue state of an existing row whose desired score changed."""
+    state, note = "pending", None
+    next_at: dt.datetime | None = now
+    if row.claimed_by is None and rules.same_content(row.accepted, body):
+        state, next_at = "delivered", None  # back to what the LMS holds already
+    elif not rules.should_send(desired.kind, ever_graded=bool(row.ever_graded)):
+        state, next_at, note = "delivered", None, HELD_NOTE
+    elif row.state == "retrying" and row.next_attempt_at is not None:
+        state, next_at = "retrying", row.next_attempt_at  # the LMS is failing: keep the backoff
+    return {"rid": row.id, "desired": body, "desired_kind": desired.kind.value, "desired_at": at, "state": state,
+            "next_attempt_at": next_at, "note": note, "updated_at": now}
+
+
+def write_desired(db: Session, *, binding_id: int, desired: Mapping[int, rules.Desired]) -> int:
+    """Store the desired score of each person (id → Desired) where it changed; the count changed.
+
+    Each new desired score gets its timestamp here: now, or the next whole second after the
+    pair's previous desired or sent one, so timestamps strictly increase and never repeat a
+    second (Moodle refuses an equal second with 409).
+    """
+    if not desired:
+        return 0
+    now = utcnow()
+    existing = _existing(db, binding_id, list(desired))
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for person_id, want in desired.items():
+        row = existing.get(person_id)
+        plain = want.score.to_json()
+        if row is not None and row.desired_kind == want.kind.value and rules.same_content(row.desired, plain):
+            continue
+        at = rules.next_timestamp(now, _latest(row.desired_at, row.last_sent_ts) if row is not None else None)
+        body = {**plain, "timestamp": format_timestamp(at)}  # what with_timestamp(at).to_json() gives, once
+        if row is None:
+            inserts.append({"binding_id": binding_id, "person_id": person_id, "user_id": want.score.user_id,
+                            "state": "pending", "desired": body, "desired_kind": want.kind.value,
+                            "desired_version": 1, "desired_at": at, "ever_graded": False, "attempts": 0,
+                            "next_attempt_at": now, "updated_at": now})
+        else:
+            updates.append(_update_for(row, want, body, at, now))
+    conn = db.connection()
+    if inserts:
+        conn.execute(insert(_T), inserts)
+    if updates:
+        conn.execute(
+            update(_T).where(_T.c.id == bindparam("rid")).values(
+                desired=bindparam("desired"), desired_kind=bindparam("desired_kind"),
+                desired_at=bindparam("desired_at"), state=bindparam("state"),
+                next_attempt_at=bindparam("next_attempt_at"), note=bindparam("note"),
+                updated_at=bindparam("updated_at"),
+                # In SQL, not from what we read: two writers of one row both count.
+                desired_version=_T.c.desired_version + 1),
+            updates,
+        )
+    return len(inserts) + len(updates)
+
+
+def totals_changed(db: Session, *, offering_id: int, student_ids: Sequence[int]) -> int:
+    """Schedule the total of these students (same transaction as the ledger change)."""
+    offering = db.get(Offering, offering_id)
+    if not delivers(offering) or not student_ids:
+        return 0
+    assert offering is not None
+    binding = total_binding(db, offering)
+    return _schedule_totals(db, binding, student_ids)
+
+
+def _schedule_totals(db: Session, binding: LineItemBinding, student_ids: Iterable[int]) -> int:
+    ids = sorted(set(student_ids))
+    totals = ledger.totals_by_student(db, offering_id=binding.offering_id, student_ids=ids)
+    subs = _subs(db, ids)
+    desired = {}
+    for sid in ids:
+        if sid not in subs:
+            continue
+        t = totals.get(sid)
+        desired[sid] = rules.total_desired(user_id=subs[sid], has_entries=t is not None,
+                                           active_total=t.total if t is not None and t.count else None,
+                                           maximum=binding.score_maximum)
+    return write_desired(db, binding_id=binding.id, desired=desired)
+
+
+def _facts(db: Session, assessment_id: int, student_ids: Sequence[int] | None) -> list[tuple[int, rules.ParticipationFacts]]:
+    stmt = select(Participation.id, Participation.student_id, Participation.status, Participation.points_total,
+                  Participation.grade_value, Participation.manual_override).where(
+        Participation.assessment_id == assessment_id)
+    if student_ids is not None:
+        stmt = stmt.where(Participation.student_id.in_(list(set(student_ids))))
+    parts = db.execute(stmt).all()
+    tasks = db.scalar(select(func.count()).select_from(Task).where(Task.assessment_id == assessment_id)) or 0
+    entered: dict[int, int] = {}
+    if tasks:
+        entered = dict(db.execute(
+            select(TaskPoints.participation_id, func.count())
+            .join(Participation, Participation.id == TaskPoints.participation_id)
+            .where(Participation.assessment_id == assessment_id)
+            .group_by(TaskPoints.participation_id)).all())
+    return [(p.student_id, rules.ParticipationFacts(status=p.status, points=p.points_total, grade=p.grade_value,
+                                                    override=bool(p.manual_override), tasks=tasks,
+                                                    tasks_entered=entered.get(p.id, 0)))
+            for p in parts]
+
+
+def grades_changed(db: Session, *, assessment_id: int, student_ids: Sequence[int] | None) -> int:
+    """Schedule an assessment's scores (None: every participation, e.g. after an apply)."""
+    assessment = db.get(Assessment, assessment_id)
+    offering = db.get(Offering, assessment.offering_id) if assessment is not None else None
+    if assessment is None or not delivers(offering):
+        return 0
+    assert offering is not None
+    binding, maximum_changed = assessment_binding(db, offering, assessment)
+    facts = _facts(db, assessment.id, None if maximum_changed else student_ids)
+    subs = _subs(db, [sid for sid, _ in facts])
+    graded_before = dict(db.execute(select(_T.c.person_id, _T.c.ever_graded).where(_T.c.binding_id == binding.id)).all())
+    desired = {sid: rules.assessment_desired(user_id=subs[sid], facts=f, maximum=binding.score_maximum,
+                                             graded_before=bool(graded_before.get(sid)))
+               for sid, f in facts if sid in subs}
+    return write_desired(db, binding_id=binding.id, desired=desired)
+
+
+def reschedule_binding(db: Session, binding: LineItemBinding) -> int:
+    """Compute every score of a column again (its maximum changed)."""
+    if binding.assessment_id is not None:
+        return grades_changed(db, assessment_id=binding.assessment_id, student_ids=None)
+    people = list(db.scalars(select(_T.c.person_id).where(_T.c.binding_id == binding.id)))
+    return _schedule_totals(db, binding, people)
+
+
+def reconcile_offering(db: Session, *, offering_id: int) -> int:
+    """Compute every desired score of the offering again ("sync now"); the count that changed.
+
+    The total covers every student with ledger entries (and anyone already delivered to);
+    a student with nothing entered gets no total score, so a grade a teacher typed into the
+    LMS column is not cleared by a sync.
+    """
+    offering = db.get(Offering, offering_id)
+    if not delivers(offering):
+        return 0
+    assert offering is not None
+    changed = 0
+    with_entries = set(ledger.totals_by_student(db, offering_id=offering.id))
+    existing = db.scalar(select(LineItemBinding).where(LineItemBinding.offering_id == offering.id,
+                                                       LineItemBinding.target == rules.TOTAL_TARGET))
+    if with_entries or existing is not None:
+        binding = existing or total_binding(db, offering)
+        delivered_to = set(db.scalars(select(_T.c.person_id).where(_T.c.binding_id == binding.id)))
+        changed += _schedule_totals(db, binding, with_entries | delivered_to)
+    for assessment_id in db.scalars(select(Assessment.id).where(Assessment.offering_id == offering.id)):
+        changed += grades_changed(db, assessment_id=assessment_id, student_ids=None)
+    return changed
