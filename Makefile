@@ -29,9 +29,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-## Benchmarks: each compares against its baseline and ends with one line of JSON.
+## Benchmarks: each compares against its baseline and ends with one line of JSON
+## (benchmarks/_support.py is their shared code, not a benchmark).
 bench: $(STAMP)
-	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@for script in benchmarks/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache

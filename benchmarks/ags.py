@@ -46,7 +46,6 @@ import html
 import json
 import logging
 import multiprocessing
-import os
 import re
 import secrets
 import sys
@@ -57,9 +56,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+BENCHMARKS = Path(__file__).resolve().parent
+if str(BENCHMARKS) not in sys.path:  # there when run as a script, not when loaded another way
+    sys.path.insert(0, str(BENCHMARKS))
+
+from _support import (  # noqa: E402  (importing it puts the repository on sys.path too)
+    BenchmarkError, MemoryCache, bench_settings, finish, machine, print_cells, progress, run_main)
 
 TARGET_VS_LOOP = 5.0
 TARGET_VS_EXAMPLE_APP = 30.0
@@ -70,10 +72,6 @@ WARMUP_SCORES = 50
 CLIENT_ID = "tally-bench"
 DEPLOYMENT_ID = "1"
 RESOURCE_LINK = "rl-1"
-
-
-class BenchmarkError(RuntimeError):
-    pass
 
 
 # -- the sandbox LMS, in a child process ------------------------------------------------------------
@@ -151,30 +149,6 @@ def start_sandbox(config: dict[str, Any], latency_ms: int, students: int) -> San
 
 
 # -- the tool side: JWKS over HTTP, pylti1p3 login and launch ------------------------------------
-
-
-class MemoryCache:
-    """What pylti1p3's FlaskCacheDataStorage uses of flask_caching's "simple" cache (the example's)."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, tuple[float | None, Any]] = {}
-
-    def get(self, key: str) -> Any:
-        item = self._data.get(key)
-        if item is None:
-            return None
-        expires, value = item
-        if expires is not None and expires <= time.monotonic():
-            del self._data[key]
-            return None
-        return value
-
-    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
-        self._data[key] = (time.monotonic() + timeout if timeout else None, value)
-        return True
-
-    def delete(self, key: str) -> bool:
-        return self._data.pop(key, None) is not None
 
 
 @dataclass
@@ -422,11 +396,7 @@ def print_table(runs: list[Run], tally: Run, floor: float, scores: int) -> None:
                       f"{run.seconds / tally.seconds:.1f}", f"{run.seconds / floor:.1f}",
                       str(run.token_requests), str(run.connections),
                       f"{run.client_cpu / scores * 1000:.2f}", f"{run.sandbox_cpu / scores * 1000:.2f}"])
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for n, row in enumerate(cells):
-        print("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)))
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    print_cells(cells)
 
 
 def figures(run: Run, tally: Run, floor: float, scores: int) -> dict[str, Any]:
@@ -469,7 +439,6 @@ def run(args: argparse.Namespace) -> int:
     from tool.ags.client import AgsClient
     from tool.ags.lineitems import LineItem
     from tool.ags.models import ServiceToken
-    from tool.config import load_settings
     from tool.db import make_engine, make_session_factory
     from tool.sandbox import seed
     from tool.sandbox.paths import Paths
@@ -484,10 +453,8 @@ def run(args: argparse.Namespace) -> int:
     sandbox: Sandbox | None = None
     engine = None
     try:
-        settings = load_settings({"TOOL_ENV": "production"}, overrides={
-            "database_url": f"sqlite:///{workdir / 'bench.db'}", "keys_dir": str(workdir / "keys"),
-            "secret_key": secrets.token_urlsafe(48), "http_timeout_seconds": 60,
-            **({"ags_concurrency": args.concurrency} if args.concurrency else {})})
+        settings = bench_settings(f"sqlite:///{workdir / 'bench.db'}", workdir, http_timeout_seconds=60,
+                                  **({"ags_concurrency": args.concurrency} if args.concurrency else {}))
         migrate.upgrade(settings)
         engine = make_engine(settings.resolved_database_url)
         sessions = make_session_factory(engine)
@@ -522,16 +489,14 @@ def run(args: argparse.Namespace) -> int:
             db.execute(delete(ServiceToken))  # Tally starts cold, like pylti1p3: its token fetch is timed
 
         print(f"ags benchmark: {args.scores} scores per way, sandbox LMS ({args.mode} mode) in a child process with "
-              f"{args.latency_ms} ms added per AGS call, Tally's cap {cap} per platform, Python "
-              f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start",
-              flush=True)
+              f"{args.latency_ms} ms added per AGS call, Tally's cap {cap} per platform, {machine()}", flush=True)
         n = args.scores
         tally = measured(sandbox, Run("tally post_scores", "Tally post_scores"),
                          run_tally(settings, sessions, tool.keys, reg, tally_item.id or "", students), sent=n, scores=n)
-        print(f"  tally done in {tally.seconds:.2f} s", file=sys.stderr, flush=True)
+        progress(f"  tally done in {tally.seconds:.2f} s")
         loop = measured(sandbox, Run("pylti1p3 loop", seed.SEED_LINE_ITEM["label"]),
                         run_pylti1p3_loop(message_launch, students), sent=n, scores=n)
-        print(f"  pylti1p3 loop done in {loop.seconds:.2f} s", file=sys.stderr, flush=True)
+        progress(f"  pylti1p3 loop done in {loop.seconds:.2f} s")
         check_delivered(sandbox, [tally, loop], students)
         runs = [tally, loop]
         example: Run | None = None
@@ -541,7 +506,7 @@ def run(args: argparse.Namespace) -> int:
                                run_pylti1p3_example_app(tool, launch_id, sample), sent=len(sample), scores=n)
             if len(sample) < n:
                 example.name += f" ({len(sample)} sent, x{n / len(sample):g})"
-            print(f"  pylti1p3 example app done ({example.seconds:.2f} s for {n})", file=sys.stderr, flush=True)
+            progress(f"  pylti1p3 example app done ({example.seconds:.2f} s for {n})")
             check_delivered(sandbox, [example], sample)
             runs.append(example)
 
@@ -579,8 +544,7 @@ def run(args: argparse.Namespace) -> int:
                         "token_requests": TARGET_TOKEN_REQUESTS},
             "met": met,
         }
-        print(json.dumps(result), flush=True)
-        return 1 if args.strict and not met else 0
+        return finish(result, strict=args.strict)
     finally:
         if sandbox is not None:
             sandbox.stop()
@@ -590,14 +554,5 @@ def run(args: argparse.Namespace) -> int:
         tmp.cleanup()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except BenchmarkError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(parse_args, run))

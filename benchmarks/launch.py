@@ -28,24 +28,24 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
-import os
 import re
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+BENCHMARKS = Path(__file__).resolve().parent
+if str(BENCHMARKS) not in sys.path:  # there when run as a script, not when loaded another way
+    sys.path.insert(0, str(BENCHMARKS))
 
+from _support import (  # noqa: E402  (importing it puts the repository on sys.path too)
+    DEFAULT_SERVER, INSTRUCTOR, LEARNER, BenchmarkError, MemoryCache, bench_settings, finish, machine, percentile,
+    print_cells, print_profile, run_main, workspace)
 import jwt  # noqa: E402
 import requests  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
@@ -57,8 +57,6 @@ TARGET_MAX_RATIO = 2.0
 CLIENT_ID = "bench-client"
 DEPLOYMENT_ID = "1"
 KID = "bench-platform-key"
-LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
-INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 
 
@@ -140,45 +138,15 @@ class Tool:
 _TALLY_SESSION = re.compile(r'<meta name="tally-session" content="[^"]+">')
 
 
-class PostgresDatabase:
-    """A throwaway PostgreSQL database `tally_bench_<random>`, dropped by `drop()`."""
-
-    def __init__(self, server_url: str) -> None:
-        import psycopg
-
-        self.server_url = server_url.rstrip("/")
-        self.name = "tally_bench_" + secrets.token_hex(4)
-        with psycopg.connect(f"{self.server_url}/postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
-
-    @property
-    def url(self) -> str:
-        return f"{self.server_url}/{self.name}"
-
-    def drop(self) -> None:
-        import psycopg
-
-        with psycopg.connect(f"{self.server_url}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-
 def make_tally(platform: Platform, database_url: str, workdir: Path) -> Tool:
     """The real Tally app on a migrated database, with the platform registered."""
     from tool import migrate
-    from tool.config import load_settings
     from tool.lti.keys import KeyStore
     from tool.lti.registry import add_registration
     from tool.web import create_app
     from tool.web.app import get_db
 
-    settings = load_settings(
-        {"TOOL_ENV": "production"},  # production-like: no sandbox, default log level
-        overrides={
-            "database_url": database_url,
-            "keys_dir": str(workdir / "keys"),
-            "secret_key": secrets.token_urlsafe(48),
-        },
-    )
+    settings = bench_settings(database_url, workdir)
     KeyStore(settings.path(settings.keys_dir)).generate()
     migrate.upgrade(settings)
     app = create_app(settings)
@@ -203,30 +171,6 @@ def make_tally(platform: Platform, database_url: str, workdir: Path) -> Tool:
         target_link_uri=settings.public_base_url + "/lti/launch",
         landed=lambda body: _TALLY_SESSION.search(body) is not None,
     )
-
-
-class MemoryCache:
-    """The part of flask_caching's Cache that pylti1p3's FlaskCacheDataStorage uses."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, tuple[float | None, Any]] = {}
-
-    def get(self, key: str) -> Any:
-        item = self._data.get(key)
-        if item is None:
-            return None
-        expires, value = item
-        if expires is not None and expires <= time.monotonic():
-            del self._data[key]
-            return None
-        return value
-
-    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
-        self._data[key] = (time.monotonic() + timeout if timeout else None, value)
-        return True
-
-    def delete(self, key: str) -> bool:
-        return self._data.pop(key, None) is not None
 
 
 _PLAIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Launched</title></head>
@@ -299,10 +243,6 @@ def make_pylti1p3(platform: Platform) -> Tool:
 # -- running ----------------------------------------------------------------------------------
 
 
-class BenchmarkError(RuntimeError):
-    pass
-
-
 def one_launch(tool: Tool, platform: Platform, user: int, args: argparse.Namespace, *,
                record: bool, profiler: Any = None) -> None:
     """Login, sign, launch; records the login and launch request times when `record`."""
@@ -345,17 +285,6 @@ def one_launch(tool: Tool, platform: Platform, user: int, args: argparse.Namespa
         tool.launch_ms.append((t3 - t2) * 1000.0)
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100) of non-empty values."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 def figures(tool: Tool) -> dict[str, float]:
     totals = [a + b for a, b in zip(tool.login_ms, tool.launch_ms)]
     total_s = sum(totals) / 1000.0
@@ -374,11 +303,7 @@ def print_table(rows: list[tuple[str, dict[str, float]]]) -> None:
     keys = ["launches_per_s", "mean_ms", "p50_ms", "p95_ms", "login_p50_ms", "launch_p50_ms"]
     cells = [headers] + [[name] + [f"{f[k]:.1f}" if k == "launches_per_s" else f"{f[k]:.3f}" for k in keys]
                          for name, f in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for n, row in enumerate(cells):
-        print("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)))
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    print_cells(cells)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -391,9 +316,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="every Nth user is an Instructor (teacher page with roster), the rest Learners; 0: none (default 20)")
     db = p.add_mutually_exclusive_group()
     db.add_argument("--database-url", help="Tally's database (default: a temporary SQLite file); must exist")
-    db.add_argument("--postgres", nargs="?", const="postgresql://postgres@127.0.0.1:5432", metavar="SERVER_URL",
-                    help="create a throwaway tally_bench_<random> database on this server (default "
-                    "postgresql://postgres@127.0.0.1:5432) and drop it afterwards")
+    db.add_argument("--postgres", nargs="?", const=DEFAULT_SERVER, metavar="SERVER_URL",
+                    help=f"create a throwaway tally_bench_<random> database on this server (default "
+                    f"{DEFAULT_SERVER}) and drop it afterwards")
     p.add_argument("--profile", nargs="?", type=int, const=300, default=0, metavar="N",
                    help="after the benchmark, cProfile N more Tally launches (only the timed requests; "
                    "default 300) and print the top 25 by cumulative time")
@@ -405,104 +330,81 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    pg: PostgresDatabase | None = None
     platform = Platform()
-    tmp = tempfile.TemporaryDirectory(prefix="tally-bench-")
-    workdir = Path(tmp.name)
-    tally: Tool | None = None
     try:
-        if args.postgres:
-            pg = PostgresDatabase(args.postgres)
-            database_url = pg.url
-        else:
-            database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-        tally = make_tally(platform, database_url, workdir)
-        plain = make_pylti1p3(platform)
-        tools = [tally, plain]
-        db_kind = "postgresql" if database_url.startswith("postgresql") else "sqlite"
-
-        for i in range(args.warmup):
-            for tool in tools:
-                one_launch(tool, platform, i % args.users, args, record=False)
-        gc.collect()
-        # Alternate the two tools launch by launch: both see the same machine state.
-        for i in range(args.iterations):
-            user = (args.warmup + i) % args.users
-            for tool in tools:
-                one_launch(tool, platform, user, args, record=True)
-
-        ft, fp = figures(tally), figures(plain)
-        ratio_p50 = ft["p50_ms"] / fp["p50_ms"]
-        ratio_mean = ft["mean_ms"] / fp["mean_ms"]
-        rate_ok = ft["launches_per_s"] >= TARGET_LAUNCHES_PER_S
-        ratio_ok = ratio_p50 <= TARGET_MAX_RATIO
-        met = rate_ok and ratio_ok
-
-        print(f"launch benchmark: {args.iterations} login+launch per tool after {args.warmup} warm-up, "
-              f"{args.users} users, {args.courses} courses, Tally on {db_kind}, Python {sys.version.split()[0]}, "
-              f"{os.cpu_count()} CPUs")
-        print(f"platform JWKS fetches: tally {platform.fetches.get('tally', 0)}, "
-              f"pylti1p3 {platform.fetches.get('pylti1p3', 0)} (cached after the first)")
-        print()
-        print_table([("tally", ft), ("pylti1p3", fp)])
-        print()
-        print(f"ratio tally/pylti1p3: p50 {ratio_p50:.2f}x, mean {ratio_mean:.2f}x")
-        print(f"target launches/s >= {TARGET_LAUNCHES_PER_S:.0f}: {ft['launches_per_s']:.1f}  "
-              f"{'met' if rate_ok else 'MISSED'}")
-        print(f"target p50 ratio <= {TARGET_MAX_RATIO:.1f}x: {ratio_p50:.2f}x  {'met' if ratio_ok else 'MISSED'}")
-
-        if args.profile:
-            print()
-            profile_tally(tally, platform, args)
-
-        result = {
-            "benchmark": "launch",
-            "iterations": args.iterations,
-            "warmup": args.warmup,
-            "users": args.users,
-            "database": db_kind,
-            "tally": ft,
-            "pylti1p3": fp,
-            "ratio_p50": round(ratio_p50, 3),
-            "ratio_mean": round(ratio_mean, 3),
-            "targets": {"launches_per_s": TARGET_LAUNCHES_PER_S, "max_ratio": TARGET_MAX_RATIO},
-            "met": met,
-        }
-        print(json.dumps(result), flush=True)
-        return 1 if args.strict and not met else 0
+        with workspace(args.postgres, database_url=args.database_url) as ws:
+            tally = make_tally(platform, ws.database_url, ws.workdir)
+            try:
+                db_kind = "postgresql" if ws.database_url.startswith("postgresql") else "sqlite"
+                return compare(tally, make_pylti1p3(platform), platform, db_kind, args)
+            finally:
+                tally.app.extensions["tally"].engine.dispose()
     finally:
-        if tally is not None:
-            tally.app.extensions["tally"].engine.dispose()
         platform.stop()
-        if pg is not None:
-            pg.drop()
-        tmp.cleanup()
+
+
+def compare(tally: Tool, plain: Tool, platform: Platform, db_kind: str, args: argparse.Namespace) -> int:
+    """Launch through both tools, print the table and the JSON line; the exit status."""
+    tools = [tally, plain]
+    for i in range(args.warmup):
+        for tool in tools:
+            one_launch(tool, platform, i % args.users, args, record=False)
+    gc.collect()
+    # Alternate the two tools launch by launch: both see the same machine state.
+    for i in range(args.iterations):
+        user = (args.warmup + i) % args.users
+        for tool in tools:
+            one_launch(tool, platform, user, args, record=True)
+
+    ft, fp = figures(tally), figures(plain)
+    ratio_p50 = ft["p50_ms"] / fp["p50_ms"]
+    ratio_mean = ft["mean_ms"] / fp["mean_ms"]
+    rate_ok = ft["launches_per_s"] >= TARGET_LAUNCHES_PER_S
+    ratio_ok = ratio_p50 <= TARGET_MAX_RATIO
+    met = rate_ok and ratio_ok
+
+    print(f"launch benchmark: {args.iterations} login+launch per tool after {args.warmup} warm-up, "
+          f"{args.users} users, {args.courses} courses, Tally on {db_kind}, {machine(load_average=False)}")
+    print(f"platform JWKS fetches: tally {platform.fetches.get('tally', 0)}, "
+          f"pylti1p3 {platform.fetches.get('pylti1p3', 0)} (cached after the first)")
+    print()
+    print_table([("tally", ft), ("pylti1p3", fp)])
+    print()
+    print(f"ratio tally/pylti1p3: p50 {ratio_p50:.2f}x, mean {ratio_mean:.2f}x")
+    print(f"target launches/s >= {TARGET_LAUNCHES_PER_S:.0f}: {ft['launches_per_s']:.1f}  "
+          f"{'met' if rate_ok else 'MISSED'}")
+    print(f"target p50 ratio <= {TARGET_MAX_RATIO:.1f}x: {ratio_p50:.2f}x  {'met' if ratio_ok else 'MISSED'}")
+
+    if args.profile:
+        print()
+        profile_tally(tally, platform, args)
+
+    result = {
+        "benchmark": "launch",
+        "iterations": args.iterations,
+        "warmup": args.warmup,
+        "users": args.users,
+        "database": db_kind,
+        "tally": ft,
+        "pylti1p3": fp,
+        "ratio_p50": round(ratio_p50, 3),
+        "ratio_mean": round(ratio_mean, 3),
+        "targets": {"launches_per_s": TARGET_LAUNCHES_PER_S, "max_ratio": TARGET_MAX_RATIO},
+        "met": met,
+    }
+    return finish(result, strict=args.strict)
 
 
 def profile_tally(tally: Tool, platform: Platform, args: argparse.Namespace) -> None:
     """cProfile `args.profile` Tally launches (login + launch requests only), top 25 cumulative."""
     import cProfile
-    import io
-    import pstats
 
     profiler = cProfile.Profile()
     for i in range(args.profile):
         one_launch(tally, platform, i % args.users, args, record=False, profiler=profiler)
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("cumulative").print_stats(25)
-    print(f"cProfile of {args.profile} Tally launches (timed requests only), top 25 by cumulative time:")
-    print(out.getvalue().strip())
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except BenchmarkError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 2
+    print_profile(profiler, f"cProfile of {args.profile} Tally launches (timed requests only), "
+                            "top 25 by cumulative time:")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(parse_args, run))

@@ -39,25 +39,26 @@ import argparse
 import datetime as dt
 import gc
 import json
-import os
 import random
-import secrets
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+BENCHMARKS = Path(__file__).resolve().parent
+if str(BENCHMARKS) not in sys.path:  # there when run as a script, not when loaded another way
+    sys.path.insert(0, str(BENCHMARKS))
 
+from _support import (  # noqa: E402  (importing it puts the repository on sys.path too)
+    BenchmarkError, StatementLog, Workspace, add_database_options, bench_settings, finish, insert_platform, machine,
+    membership, on_each_database, percentile, print_cells, print_profile, progress, run_main, teacher_headers,
+    workspace)
 from flask import Flask  # noqa: E402
-from sqlalchemy import Engine, event, func, insert, select  # noqa: E402
+from sqlalchemy import Engine, insert  # noqa: E402
 
 TARGET_SUMMARY_P95_MS = 50.0
 TARGET_BULK_P95_MS = 150.0
@@ -65,7 +66,6 @@ TARGET_BULK_P95_MS = 150.0
 STUDENTS = 500  # per course
 PER_STUDENT = 100  # entries per student in the measured offering
 BULK_WARMUP = 2
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 # Type codes of the loaded entries (weights) and the labels CUSTOM entries carry.
 TYPE_MIX = (("SEMINAR", 30), ("HOMEWORK", 30), ("COURSEWORK", 15), ("EXAM", 5), ("OTHER", 5), ("CUSTOM", 15))
@@ -78,60 +78,6 @@ BULK_TYPES = (("SEMINAR", None), ("HOMEWORK", None), ("CUSTOM", "Quiz"), ("COURS
 ENTRY_COLUMNS = ("offering_id", "student_id", "points", "type_code", "type_label", "description", "lesson_id",
                  "homework_submission_id", "graded_at", "status", "version", "created_by", "created_at",
                  "voided_by", "voided_at", "void_reason")
-
-
-class BenchmarkError(RuntimeError):
-    pass
-
-
-# -- databases ----------------------------------------------------------------------------------
-
-
-class PostgresDatabase:
-    """A throwaway PostgreSQL database `tally_bench_<random>`, dropped by `drop()`."""
-
-    def __init__(self, server_url: str) -> None:
-        import psycopg
-
-        self.server_url = server_url.rstrip("/")
-        self.name = "tally_bench_" + secrets.token_hex(4)
-        with psycopg.connect(f"{self.server_url}/postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
-
-    @property
-    def url(self) -> str:
-        return f"{self.server_url}/{self.name}"
-
-    def drop(self) -> None:
-        import psycopg
-
-        with psycopg.connect(f"{self.server_url}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-
-class StatementLog:
-    """Counts the statements a request runs and the time spent in cursor.execute()."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.count = 0
-        self.seconds = 0.0
-        self.capture: list[tuple[str, Any]] | None = None
-        self._t0 = 0.0
-        event.listen(engine, "before_cursor_execute", self._before)
-        event.listen(engine, "after_cursor_execute", self._after)
-
-    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        self.count += 1
-        if self.capture is not None:
-            self.capture.append((statement, parameters))
-        self._t0 = time.perf_counter()
-
-    def _after(self, *args: Any) -> None:
-        self.seconds += time.perf_counter() - self._t0
-
-    def reset(self) -> None:
-        self.count = 0
-        self.seconds = 0.0
 
 
 # -- the data set ---------------------------------------------------------------------------------
@@ -175,7 +121,7 @@ def create_people_and_courses(engine: Engine, total: int, rng: random.Random) ->
     The measured course has the measured offering and up to two more; every further course
     has two offerings. Returns the ids and the plan of entries per offering.
     """
-    from tool.lti.models import Course, Deployment, Membership, Offering as OfferingRow, Person, Registration
+    from tool.lti.models import Course, Membership, Offering as OfferingRow, Person
 
     measured, others = entry_plan(total)
     # offerings: index 0 = measured; 1, 2 in the measured course; then two per other course.
@@ -183,12 +129,7 @@ def create_people_and_courses(engine: Engine, total: int, rng: random.Random) ->
     course_of = [0] + [0 if k < 2 else 1 + (k - 2) // 2 for k in range(len(others))]
     n_courses = 1 + max(course_of)
     with engine.begin() as conn:
-        reg = conn.execute(insert(Registration.__table__).returning(Registration.__table__.c.id), {
-            "name": "Benchmark platform", "issuer": "https://lms.bench.example", "client_id": "bench-client",
-            "auth_login_url": "https://lms.bench.example/auth", "auth_token_url": "https://lms.bench.example/token",
-            "key_set_url": "https://lms.bench.example/jwks", "source": "cli"}).scalar_one()
-        dep = conn.execute(insert(Deployment.__table__).returning(Deployment.__table__.c.id), {
-            "registration_id": reg, "deployment_id": "1", "status": "active"}).scalar_one()
+        reg, dep = insert_platform(conn)
         course_ids = [r[0] for r in conn.execute(
             insert(Course.__table__).returning(Course.__table__.c.id, sort_by_parameter_order=True),
             [{"registration_id": reg, "context_id": f"ctx-{c}", "title": f"Course {c}", "label": f"C{c}"}
@@ -215,13 +156,8 @@ def create_people_and_courses(engine: Engine, total: int, rng: random.Random) ->
             base = c * (STUDENTS + 1)
             teachers.append(person_ids[base])
             students.append(person_ids[base + 1: base + 1 + STUDENTS])
-            memberships.append({"course_id": course_ids[c], "person_id": teachers[c], "roles": "TEACHER",
-                                "lti_roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"],
-                                "status": "active"})
-            for sid in students[c]:
-                memberships.append({"course_id": course_ids[c], "person_id": sid, "roles": "STUDENT",
-                                    "lti_roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
-                                    "status": "active"})
+            memberships.append(membership(course_ids[c], teachers[c], teacher=True))
+            memberships.extend(membership(course_ids[c], sid, teacher=False) for sid in students[c])
         conn.execute(insert(Membership.__table__), memberships)
 
     data = DataSet(registration_id=reg, course_id=course_ids[0], offering_id=offering_ids[0],
@@ -385,20 +321,11 @@ class Bench:
     headers: dict[str, str]
 
 
-def prepare(kind: str, database_url: str, workdir: Path, entries: int, seed: int,
-            pg_url: str | None, sqlite_path: Path | None) -> Bench:
+def prepare(kind: str, ws: Workspace, entries: int, seed: int) -> Bench:
     from tool import migrate
-    from tool.config import load_settings
-    from tool.lti.claims import Role
-    from tool.lti.service import LaunchContext
     from tool.web import create_app
-    from tool.web.auth import issue_token
 
-    settings = load_settings(
-        {"TOOL_ENV": "production"},  # production-like: no sandbox, default log level
-        overrides={"database_url": database_url, "keys_dir": str(workdir / "keys"),
-                   "secret_key": secrets.token_urlsafe(48)},
-    )
+    settings = bench_settings(ws.database_url, ws.workdir)
     progress(f"[{kind}] migrating")
     migrate.upgrade(settings)
     app = create_app(settings)
@@ -411,34 +338,20 @@ def prepare(kind: str, database_url: str, workdir: Path, entries: int, seed: int
     conv = Converters(engine)
     progress(f"[{kind}] loading {entries:,} entries")
     if kind == "postgres":
-        assert pg_url is not None
-        load_postgres(pg_url, data, conv, rng)
+        assert ws.postgres is not None
+        load_postgres(ws.postgres.url, data, conv, rng)
     else:
-        assert sqlite_path is not None
-        load_sqlite(sqlite_path, data, conv, rng)
+        assert ws.sqlite_path is not None
+        load_sqlite(ws.sqlite_path, data, conv, rng)
     if data.entries != entries:
         raise BenchmarkError(f"{kind}: loaded {data.entries} entries, expected {entries}")
     progress(f"[{kind}] loaded in {data.load_s:.1f} s (+ {data.analyze_s:.1f} s analyze)")
     engine.dispose()  # the app's pool starts after the load and the statistics
-    token = issue_token(services.session_secret,
-                        LaunchContext(data.registration_id, data.teacher_id, data.course_id, data.offering_id,
-                                      (Role.TEACHER,)), ttl=6 * 3600)
     return Bench(kind=kind, app=app, engine=engine, log=StatementLog(engine), data=data,
-                 headers={"Authorization": f"Bearer {token}"})
+                 headers=teacher_headers(app, data.registration_id, data.teacher_id, data.course_id, data.offering_id))
 
 
 # -- measuring -------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100) of non-empty values."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def summary_path(b: Bench) -> str:
@@ -605,7 +518,7 @@ def explain_summary(b: Bench) -> str:
     b.log.capture = []
     get_summary(b, client)
     captured, b.log.capture = b.log.capture, None
-    queries = [(st, params) for st, params in captured if st.lstrip().upper().startswith("SELECT")]
+    queries = [(st.text, st.parameters) for st in captured if st.text.lstrip().upper().startswith("SELECT")]
     out = [f"[{b.kind}] plans of the {len(queries)} queries of one summary request:"]
     with b.engine.connect() as conn:
         for statement, params in queries:
@@ -624,8 +537,6 @@ def explain_summary(b: Bench) -> str:
 def profile(b: Bench, n: int) -> None:
     """cProfile n summary requests and n/5 bulk requests; top 25 by cumulative time each."""
     import cProfile
-    import io
-    import pstats
 
     client = b.app.test_client()
     pts = FreshPoints(99)
@@ -636,18 +547,11 @@ def profile(b: Bench, n: int) -> None:
         for _ in range(count):
             fn()
         prof.disable()
-        out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
-        print(f"[{b.kind}] cProfile of {count} {name} requests, top 25 by cumulative time:")
-        print(out.getvalue().strip())
+        print_profile(prof, f"[{b.kind}] cProfile of {count} {name} requests, top 25 by cumulative time:")
         print()
 
 
 # -- output ----------------------------------------------------------------------------------------
-
-
-def progress(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def verdict(value: float, target: float | None) -> str:
@@ -675,11 +579,7 @@ def print_table(kind: str, r: dict[str, Any], data: DataSet, postgres: bool) -> 
     headers = ["", "p50 ms", "p95 ms", "queries", "SQL p50 ms", "target (p95)" if postgres else ""]
     cells = [headers] + [[name, f"{p50:.1f}", "-" if p95 is None else f"{p95:.1f}", str(q),
                           "-" if sql is None else f"{sql:.1f}", note] for name, p50, p95, q, sql, note in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for n, row in enumerate(cells):
-        print("  ".join(c.ljust(widths[i]) if i in (0, 5) else c.rjust(widths[i]) for i, c in enumerate(row)).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    print_cells(cells, left=(0, 5))
     print()
 
 
@@ -688,10 +588,7 @@ def print_table(kind: str, r: dict[str, Any], data: DataSet, postgres: bool) -> 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database", choices=("sqlite", "postgres", "both"), default="both",
-                   help="which databases to run on (default both)")
-    p.add_argument("--postgres", default=DEFAULT_SERVER, metavar="SERVER_URL",
-                   help=f"PostgreSQL server for the throwaway tally_bench_<random> database (default {DEFAULT_SERVER})")
+    add_database_options(p)
     p.add_argument("--entries", type=int, default=1_000_000,
                    help="rows in grade_entry, the measured offering's 50,000 included (default 1,000,000)")
     p.add_argument("--iterations", type=int, default=50, help="measured summary requests (default 50)")
@@ -713,47 +610,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_one(kind: str, args: argparse.Namespace) -> tuple[dict[str, Any], DataSet]:
-    tmp = tempfile.TemporaryDirectory(prefix="tally-bench-")
-    workdir = Path(tmp.name)
-    pg: PostgresDatabase | None = None
-    bench: Bench | None = None
-    try:
-        if kind == "postgres":
-            pg = PostgresDatabase(args.postgres)
-            progress(f"[postgres] database {pg.name}")
-            database_url, pg_url, sqlite_path = pg.url, pg.url, None
-        else:
-            sqlite_path = workdir / "bench.db"
-            database_url, pg_url = f"sqlite:///{sqlite_path}", None
-        bench = prepare(kind, database_url, workdir, args.entries, args.seed, pg_url, sqlite_path)
-        result = measure(bench, args)
-        plans = result.pop("plans")
-        print_table(kind, result, bench.data, kind == "postgres")
-        if plans:
-            print(plans)
-        if args.profile:
-            profile(bench, args.profile)
-        return result, bench.data
-    finally:
-        if bench is not None:
+def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    with workspace(args.postgres if kind == "postgres" else None, announce=True) as ws:
+        bench = prepare(kind, ws, args.entries, args.seed)
+        try:
+            result = measure(bench, args)
+            plans = result.pop("plans")
+            print_table(kind, result, bench.data, kind == "postgres")
+            if plans:
+                print(plans)
+            if args.profile:
+                profile(bench, args.profile)
+            return result
+        finally:
             bench.engine.dispose()
-        if pg is not None:
-            pg.drop()
-        tmp.cleanup()
 
 
 def run(args: argparse.Namespace) -> int:
-    kinds = ["sqlite", "postgres"] if args.database == "both" else [args.database]
     print(f"ledger benchmark: {args.entries:,} entries, summary x{args.iterations} after {args.warmup} warm-up, "
           f"bulk x{args.bulk_iterations} after {BULK_WARMUP}, baselines x{args.baseline_runs} (median); "
-          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f} at start (other work on the machine widens the p95)")
+          f"{machine()} (other work on the machine widens the p95)")
     print()
-    results: dict[str, dict[str, Any]] = {}
-    for kind in kinds:
-        results[kind], _ = run_one(kind, args)
-        gc.collect()
+    results = on_each_database(args, run_one)
 
     met: bool | None = None
     if "postgres" in results:
@@ -780,18 +658,8 @@ def run(args: argparse.Namespace) -> int:
         "targets": {"postgres_summary_p95_ms": TARGET_SUMMARY_P95_MS, "postgres_bulk_p95_ms": TARGET_BULK_P95_MS},
         "met": met,
     }
-    print(json.dumps(line), flush=True)
-    return 1 if args.strict and met is False else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except BenchmarkError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 2
+    return finish(line, strict=args.strict)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(parse_args, run))

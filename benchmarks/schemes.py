@@ -42,32 +42,32 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import random
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+BENCHMARKS = Path(__file__).resolve().parent
+if str(BENCHMARKS) not in sys.path:  # there when run as a script, not when loaded another way
+    sys.path.insert(0, str(BENCHMARKS))
 
+from _support import (  # noqa: E402  (importing it puts the repository on sys.path too)
+    BenchmarkError, StatementLog, add_database_options, bench_settings, finish, insert_platform, machine,
+    membership, on_each_database, percentile, print_cells, print_profile, progress, run_main, teacher_headers,
+    workspace)
 from flask import Flask  # noqa: E402
-from sqlalchemy import Engine, bindparam, delete, event, func, insert, select, update  # noqa: E402
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 TARGET_APPLY_MS = 1000.0
 TARGET_SPEEDUP = 10.0
 TARGET_PREVIEW_P95_MS = 200.0
 
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432"
 MAX_POINTS = Decimal(60)
 
 # The seed's 60-point example (grading-schemes.md, "Absolute Cutoffs"), in its own JSON form.
@@ -84,62 +84,6 @@ def seed_config(shift: int = 0) -> dict[str, Any]:
         high = high if k == 0 else SEED_BANDS[k - 1][0] - shift - 1
         bands.append({"min_points": low, "max_points": high, "grade": grade})
     return {"bands": bands}
-
-
-class BenchmarkError(RuntimeError):
-    pass
-
-
-# -- databases ----------------------------------------------------------------------------------
-
-
-class PostgresDatabase:
-    """A throwaway PostgreSQL database `tally_bench_<random>`, dropped by `drop()`."""
-
-    def __init__(self, server_url: str) -> None:
-        import psycopg
-
-        self.server_url = server_url.rstrip("/")
-        self.name = "tally_bench_" + secrets.token_hex(4)
-        with psycopg.connect(f"{self.server_url}/postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
-
-    @property
-    def url(self) -> str:
-        return f"{self.server_url}/{self.name}"
-
-    def drop(self) -> None:
-        import psycopg
-
-        with psycopg.connect(f"{self.server_url}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-
-class StatementLog:
-    """Counts the statements (an executemany counts once) and the time spent in cursor.execute()."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.count = 0
-        self.seconds = 0.0
-        self._t0 = 0.0
-        # (statement, parameter sets, ms) of each statement, while a list (--profile)
-        self.capture: list[tuple[str, int, float]] | None = None
-        event.listen(engine, "before_cursor_execute", self._before)
-        event.listen(engine, "after_cursor_execute", self._after)
-
-    def _before(self, *args: Any) -> None:
-        self.count += 1
-        self._t0 = time.perf_counter()
-
-    def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        elapsed = time.perf_counter() - self._t0
-        self.seconds += elapsed
-        if self.capture is not None:
-            self.capture.append((statement, len(parameters) if executemany else 1, elapsed * 1000.0))
-
-    def reset(self) -> None:
-        self.count = 0
-        self.seconds = 0.0
 
 
 # -- the data set ---------------------------------------------------------------------------------
@@ -167,15 +111,10 @@ def exam_points(n: int, rng: random.Random) -> list[Decimal]:
 
 def create_roster(engine: Engine, n: int, rng: random.Random) -> tuple[int, int, int, int, list[int]]:
     """Registration, deployment, one course with a teacher and n active students, one offering."""
-    from tool.lti.models import Course, Deployment, Membership, Offering, Person, Registration
+    from tool.lti.models import Course, Membership, Offering, Person
 
     with engine.begin() as conn:
-        reg = conn.execute(insert(Registration.__table__).returning(Registration.__table__.c.id), {
-            "name": "Benchmark platform", "issuer": "https://lms.bench.example", "client_id": "bench-client",
-            "auth_login_url": "https://lms.bench.example/auth", "auth_token_url": "https://lms.bench.example/token",
-            "key_set_url": "https://lms.bench.example/jwks", "source": "cli"}).scalar_one()
-        dep = conn.execute(insert(Deployment.__table__).returning(Deployment.__table__.c.id), {
-            "registration_id": reg, "deployment_id": "1", "status": "active"}).scalar_one()
+        reg, dep = insert_platform(conn)
         course = conn.execute(insert(Course.__table__).returning(Course.__table__.c.id), {
             "registration_id": reg, "context_id": "ctx-exam", "title": "Linear Algebra", "label": "LA"}).scalar_one()
         offering = conn.execute(insert(Offering.__table__).returning(Offering.__table__.c.id), {
@@ -190,11 +129,7 @@ def create_roster(engine: Engine, n: int, rng: random.Random) -> tuple[int, int,
         ids = [r[0] for r in conn.execute(
             insert(Person.__table__).returning(Person.__table__.c.id, sort_by_parameter_order=True), people)]
         teacher, students = ids[0], ids[1:]
-        conn.execute(insert(Membership.__table__), [
-            {"course_id": course, "person_id": pid, "roles": "TEACHER" if pid == teacher else "STUDENT",
-             "lti_roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#"
-                           + ("Instructor" if pid == teacher else "Learner")], "status": "active"}
-            for pid in ids])
+        conn.execute(insert(Membership.__table__), [membership(course, pid, teacher=pid == teacher) for pid in ids])
     return reg, course, offering, teacher, students
 
 
@@ -258,8 +193,7 @@ class Bench:
 
 def fresh_state(b: Bench, raw_config: dict[str, Any]) -> int:
     """No grades, no grade events, and a new draft version of `raw_config`; its id."""
-    from tool.assessments import service as svc
-    from tool.assessments.models import Assessment, GradeEvent, Participation
+    from tool.assessments.models import GradeEvent, Participation
 
     with b.sessions() as db:
         db.execute(update(Participation).where(Participation.assessment_id == b.data.assessment_id)
@@ -267,12 +201,7 @@ def fresh_state(b: Bench, raw_config: dict[str, Any]) -> int:
         db.execute(delete(GradeEvent))
         db.commit()
     refresh_statistics(b.kind, b.engine)
-    with b.sessions() as db:
-        assessment = db.get(Assessment, b.data.assessment_id)
-        assert assessment is not None
-        scheme = svc.save_scheme(db, assessment=assessment, raw_config=raw_config, actor_id=b.data.teacher_id)
-        db.commit()
-        return scheme.id
+    return new_version(b, raw_config)
 
 
 def new_version(b: Bench, raw_config: dict[str, Any]) -> int:
@@ -440,17 +369,6 @@ def distribution_call(b: Bench) -> Callable[[Session], Any]:
 # -- measuring -------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100) of non-empty values."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 def expect(cond: bool, b: Bench, message: str) -> None:
     if not cond:
         raise BenchmarkError(f"{b.kind}: {message}")
@@ -613,16 +531,14 @@ def measure(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
 def profile(b: Bench, conf_a: dict[str, Any], preview_scheme: int) -> None:
     """The statements of one first apply with their times, then a cProfile of it and of 5 previews."""
     import cProfile
-    import io
-    import pstats
 
     scheme = fresh_state(b, conf_a)
     b.log.capture = []
     t = timed(b, tally_apply(b, scheme), commit=True)
     captured, b.log.capture = b.log.capture, None
     print(f"[{b.kind}] statements of one first apply ({t.ms:,.1f} ms in all, {t.sql_ms:,.1f} ms in cursor.execute):")
-    for statement, sets, ms in captured:
-        print(f"  {ms:8.1f} ms  x{sets:<6} {' '.join(statement.split())[:110]}")
+    for st in captured:
+        print(f"  {st.ms:8.1f} ms  x{st.sets:<6} {' '.join(st.text.split())[:110]}")
     print()
     jobs = (("5 previews", lambda: [timed(b, preview_call(b, preview_scheme), commit=False) for _ in range(5)]),
             ("one first apply", lambda: timed(b, tally_apply(b, fresh_state(b, conf_a)), commit=True)))
@@ -631,18 +547,12 @@ def profile(b: Bench, conf_a: dict[str, Any], preview_scheme: int) -> None:
         prof.enable()
         job()
         prof.disable()
-        out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
-        print(f"[{b.kind}] cProfile of {name}, top 25 by cumulative time (an apply includes the untimed reset):")
-        print(out.getvalue().strip())
+        print_profile(prof, f"[{b.kind}] cProfile of {name}, top 25 by cumulative time "
+                            "(an apply includes the untimed reset):")
         print()
 
 
 # -- output ----------------------------------------------------------------------------------------
-
-
-def progress(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def verdict(ok: bool) -> str:
@@ -686,11 +596,7 @@ def print_table(kind: str, r: dict[str, Any], args: argparse.Namespace, postgres
     cells = [headers] + [[name, f"{p50:,.1f}", "-" if p95 is None else f"{p95:,.1f}",
                           "-" if st is None else f"{st:,}", "-" if sql is None else f"{sql:,.1f}", note]
                          for name, p50, p95, st, sql, note in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for k, row in enumerate(cells):
-        print("  ".join(c.ljust(widths[i]) if i in (0, 5) else c.rjust(widths[i]) for i, c in enumerate(row)).rstrip())
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    print_cells(cells, left=(0, 5))
     print(f"(apply: p50 of {args.runs} runs, min {r['apply_first_min_ms']:,.1f} ms; per-row loop: median of "
           f"{args.baseline_runs}, min {r['per_row_loop_min_ms']:,.1f} ms; statements: an executemany counts once; "
           "timed parts include the commit)")
@@ -703,10 +609,7 @@ def print_table(kind: str, r: dict[str, Any], args: argparse.Namespace, postgres
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database", choices=("sqlite", "postgres", "both"), default="both",
-                   help="which databases to run on (default both)")
-    p.add_argument("--postgres", default=DEFAULT_SERVER, metavar="SERVER_URL",
-                   help=f"PostgreSQL server for the throwaway tally_bench_<random> database (default {DEFAULT_SERVER})")
+    add_database_options(p)
     p.add_argument("--participations", type=int, default=10_000,
                    help="roster students = participations of the exam (default 10,000)")
     p.add_argument("--runs", type=int, default=5, help="apply cycles (first, again, changed) measured (default 5)")
@@ -727,65 +630,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def prepare(kind: str, database_url: str, workdir: Path, args: argparse.Namespace) -> Bench:
     from tool import migrate
-    from tool.config import load_settings
-    from tool.lti.claims import Role
-    from tool.lti.service import LaunchContext
     from tool.web import create_app
-    from tool.web.auth import issue_token
 
-    settings = load_settings(
-        {"TOOL_ENV": "production"},  # production-like: no sandbox, default log level
-        overrides={"database_url": database_url, "keys_dir": str(workdir / "keys"),
-                   "secret_key": secrets.token_urlsafe(48)},
-    )
+    settings = bench_settings(database_url, workdir)
     progress(f"[{kind}] migrating")
     migrate.upgrade(settings)
     app = create_app(settings)
     services = app.extensions["tally"]
     progress(f"[{kind}] building {args.participations:,} participations")
     data = create_data(kind, services.engine, services.sessions, args.participations, args.seed)
-    token = issue_token(services.session_secret,
-                        LaunchContext(data.registration_id, data.teacher_id, data.course_id, data.offering_id,
-                                      (Role.TEACHER,)), ttl=6 * 3600)
     return Bench(kind=kind, engine=services.engine, sessions=services.sessions, log=StatementLog(services.engine),
-                 data=data, app=app, headers={"Authorization": f"Bearer {token}"})
+                 data=data, app=app,
+                 headers=teacher_headers(app, data.registration_id, data.teacher_id, data.course_id, data.offering_id))
 
 
 def run_one(kind: str, args: argparse.Namespace) -> dict[str, Any]:
-    tmp = tempfile.TemporaryDirectory(prefix="tally-bench-")
-    workdir = Path(tmp.name)
-    pg: PostgresDatabase | None = None
-    bench: Bench | None = None
-    try:
-        if kind == "postgres":
-            pg = PostgresDatabase(args.postgres)
-            progress(f"[postgres] database {pg.name}")
-            database_url = pg.url
-        else:
-            database_url = f"sqlite:///{workdir / 'bench.db'}"
-        bench = prepare(kind, database_url, workdir, args)
-        result = measure(bench, args)
-        print_table(kind, result, args, kind == "postgres")
-        return result
-    finally:
-        if bench is not None:
+    with workspace(args.postgres if kind == "postgres" else None, announce=True) as ws:
+        bench = prepare(kind, ws.database_url, ws.workdir, args)
+        try:
+            result = measure(bench, args)
+            print_table(kind, result, args, kind == "postgres")
+            return result
+        finally:
             bench.app.extensions["tally"].close()
-        if pg is not None:
-            pg.drop()
-        tmp.cleanup()
 
 
 def run(args: argparse.Namespace) -> int:
-    kinds = ["sqlite", "postgres"] if args.database == "both" else [args.database]
     print(f"schemes benchmark: {args.participations:,} participations, apply x{args.runs} after {args.warmup} "
           f"warm-up, per-row loop x{args.baseline_runs} (median), preview and distribution x{args.iterations}; "
-          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start "
-          "(other work on the machine slows every figure)")
+          f"{machine()} (other work on the machine slows every figure)")
     print()
-    results: dict[str, dict[str, Any]] = {}
-    for kind in kinds:
-        results[kind] = run_one(kind, args)
-        gc.collect()
+    results = on_each_database(args, run_one)
 
     met: bool | None = None
     if "postgres" in results:
@@ -817,18 +692,8 @@ def run(args: argparse.Namespace) -> int:
                     "postgres_preview_p95_ms": TARGET_PREVIEW_P95_MS},
         "met": met,
     }
-    print(json.dumps(line), flush=True)
-    return 1 if args.strict and met is False else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except BenchmarkError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 2
+    return finish(line, strict=args.strict)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(parse_args, run))

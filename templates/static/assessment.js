@@ -3,43 +3,21 @@
    (#assessment; its scheme workspace is schemes.js), and the student's own grades
    (#my-assessments).
 
-   Every call sends the page's session token as a Bearer token (no cookies: the tool lives in
-   an LMS iframe where browsers refuse them). Strings from the API reach the DOM through
-   textContent or createElement, never innerHTML. */
+   Every call goes through api.js (loaded first), which sends the page's session token as a
+   Bearer token. Strings from the API reach the DOM through textContent or createElement,
+   never innerHTML. */
 (function () {
   "use strict";
 
-  var meta = document.querySelector('meta[name="tally-session"]');
-  var TOKEN = meta ? meta.getAttribute("content") : "";
-  // session.js renews the token before it expires and says so with this event.
-  document.addEventListener("tally:session", function (e) { TOKEN = e.detail.token; });
   var TYPE_NAMES = {
     SEMINAR: "Seminar", EXAM: "Exam", COURSEWORK: "Coursework", HOMEWORK: "Homework", OTHER: "Other", CUSTOM: "Custom",
   };
   var STATUS_NAMES = { pending: "pending", graded: "graded", absent: "absent", exempt: "exempt" };
 
-  // -- helpers (shared with schemes.js through window.Tally) ----------------------------------
+  // -- helpers (api.js's, and these, shared with schemes.js through window.Tally) -------------
 
-  function $(id) { return document.getElementById(id); }
-
-  /** An element with attributes and children (strings become text nodes). */
-  function el(tag, attrs) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (key) {
-      var value = attrs[key];
-      if (value === null || value === undefined || value === false) return;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key.slice(0, 2) === "on") node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    });
-    for (var i = 2; i < arguments.length; i++) {
-      var child = arguments[i];
-      if (child === null || child === undefined || child === false) continue;
-      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
-    }
-    return node;
-  }
+  var T = window.Tally;
+  var $ = T.$, el = T.el, clear = T.clear, api = T.api, fmtDate = T.fmtDate, setStatus = T.setStatus;
 
   function svg(tag, attrs) {
     var node = document.createElementNS("http://www.w3.org/2000/svg", tag);
@@ -48,32 +26,6 @@
       else if (attrs[key] !== null && attrs[key] !== undefined) node.setAttribute(key, String(attrs[key]));
     });
     return node;
-  }
-
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-
-  /** Call the JSON API: {ok, status, data}; a failure always has data.message. */
-  async function api(method, path, body) {
-    var opts = {
-      method: method, credentials: "omit", cache: "no-store",
-      headers: { Authorization: "Bearer " + TOKEN, Accept: "application/json" },
-    };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
-    }
-    var resp;
-    try {
-      resp = await fetch(path, opts);
-    } catch (e) {
-      return { ok: false, status: 0, data: { code: "network", message: "Tally could not be reached. Check the connection and try again.", details: null } };
-    }
-    var data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok && (!data || typeof data.message !== "string")) {
-      data = { code: "http_" + resp.status, message: "Tally answered with status " + resp.status + ".", details: null };
-    }
-    return { ok: resp.ok, status: resp.status, data: data };
   }
 
   /** What a teacher types ("7,5", " 7.5 ") as the API's points string ("7.5"); the API judges it. */
@@ -89,22 +41,6 @@
     var s = String(text);
     if (s.indexOf(".") < 0) return s;
     return s.replace(/0+$/, "").replace(/\.$/, "");
-  }
-
-  function pad(n) { return n < 10 ? "0" + n : String(n); }
-
-  /** An ISO datetime as local "YYYY-MM-DD HH:MM". */
-  function fmtDate(iso) {
-    if (!iso) return "";
-    var d = new Date(iso);
-    if (isNaN(d.getTime())) return iso;
-    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + pad(d.getHours()) + ":" + pad(d.getMinutes());
-  }
-
-  function setStatus(node, message, kind) {
-    node.textContent = message || "";
-    node.classList.remove("ok", "bad", "busy");
-    if (kind) node.classList.add(kind);
   }
 
   /** One API problem as a sentence: "Band 7 (3.0): min 41 equals the min of band 6 (2.7) …".
@@ -140,10 +76,10 @@
     return wrapped;
   }
 
-  window.Tally = {
-    $: $, el: el, svg: svg, clear: clear, api: api, normPoints: normPoints, shortNumber: shortNumber,
-    fmtDate: fmtDate, setStatus: setStatus, describeProblem: describeProblem, errorText: errorText, debounce: debounce,
-  };
+  Object.assign(T, {
+    svg: svg, normPoints: normPoints, shortNumber: shortNumber, describeProblem: describeProblem, errorText: errorText,
+    debounce: debounce,
+  });
 
   // =======================================================================================
   // Offering page: the list of assessments and the form for a new one
@@ -155,7 +91,7 @@
     var table = $("assessment-list");
 
     function link(a) {
-      return "/assessments/" + a.id + "?st=" + encodeURIComponent(TOKEN);
+      return "/assessments/" + a.id + "?st=" + encodeURIComponent(T.sessionToken());
     }
 
     /** "no scheme", "draft v2", "applied v1 …", from the versions (newest first). */

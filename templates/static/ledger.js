@@ -1,9 +1,9 @@
 /* Tally's ledger pages: the teacher's grid, forms and drill-down (#ledger), and the
    student's own points (#my-grades).
 
-   Every call sends the page's session token as a Bearer token (no cookies: the tool lives
-   in an LMS iframe where browsers refuse them). Every string from the API reaches the DOM
-   through textContent or createElement, never innerHTML. */
+   Every call goes through api.js (loaded first), which sends the page's session token as a
+   Bearer token. Every string from the API reaches the DOM through textContent or
+   createElement, never innerHTML. */
 (function () {
   "use strict";
 
@@ -12,75 +12,16 @@
   };
   var TYPE_CODES = ["SEMINAR", "EXAM", "COURSEWORK", "HOMEWORK", "OTHER", "CUSTOM"];
 
-  var meta = document.querySelector('meta[name="tally-session"]');
-  var TOKEN = meta ? meta.getAttribute("content") : "";
-  // session.js renews the token before it expires and says so with this event.
-  document.addEventListener("tally:session", function (e) { TOKEN = e.detail.token; });
+  // -- small helpers (the shared ones from api.js) ----------------------------------------
 
-  // -- small helpers ----------------------------------------------------------------------
-
-  function $(id) { return document.getElementById(id); }
-
-  /** An element with attributes and children (strings become text nodes). */
-  function el(tag, attrs) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (key) {
-      var value = attrs[key];
-      if (value === null || value === undefined || value === false) return;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key.slice(0, 2) === "on") node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value === true ? "" : String(value));
-    });
-    for (var i = 2; i < arguments.length; i++) {
-      var child = arguments[i];
-      if (child === null || child === undefined || child === false) continue;
-      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
-    }
-    return node;
-  }
-
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
-
-  /** Call the JSON API: {ok, status, data}; a failure always has data.message. */
-  async function api(method, path, body) {
-    var opts = {
-      method: method, credentials: "omit", cache: "no-store",
-      headers: { Authorization: "Bearer " + TOKEN, Accept: "application/json" },
-    };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
-    }
-    var resp;
-    try {
-      resp = await fetch(path, opts);
-    } catch (e) {
-      return { ok: false, status: 0, data: { code: "network", message: "Tally could not be reached. Check the connection and try again.", details: null } };
-    }
-    var data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok && (!data || typeof data.message !== "string")) {
-      data = { code: "http_" + resp.status, message: "Tally answered with status " + resp.status + ".", details: null };
-    }
-    return { ok: resp.ok, status: resp.status, data: data };
-  }
+  var T = window.Tally;
+  var $ = T.$, el = T.el, clear = T.clear, api = T.api, fmtDate = T.fmtDate, setStatus = T.setStatus;
 
   /** What a teacher types ("7,5", " 7.5 ") as the API's points string ("7.5"); the API judges it. */
   function normPoints(raw) {
     var s = String(raw || "").trim().replace(/\s+/g, "");
     if (/^[-+]?\d*,\d*$/.test(s)) s = s.replace(",", ".");
     return s;
-  }
-
-  function pad(n) { return n < 10 ? "0" + n : String(n); }
-
-  /** An ISO datetime as local "YYYY-MM-DD HH:MM". */
-  function fmtDate(iso) {
-    if (!iso) return "";
-    var d = new Date(iso);
-    if (isNaN(d.getTime())) return iso;
-    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + pad(d.getHours()) + ":" + pad(d.getMinutes());
   }
 
   /** A datetime-local value (the browser's zone) as ISO 8601 with a zone, or null. */
@@ -96,12 +37,6 @@
   }
 
   function capitalise(s) { s = String(s || ""); return s.charAt(0).toUpperCase() + s.slice(1); }
-
-  function setStatus(node, message, kind) {
-    node.textContent = message || "";
-    node.classList.remove("ok", "bad", "busy");
-    if (kind) node.classList.add(kind);
-  }
 
   // -- per-field errors -------------------------------------------------------------------
 

@@ -1,16 +1,13 @@
-"""What the AGS client and token cache tests share: a client wired to the live stack's sandbox."""
+"""What the AGS client and token cache tests share: a client wired to the live stack's sandbox
+(the `ags` fixture of tests/e2e/conftest.py; `new_stack(mode, keepalive=True)` starts a stack whose
+sandbox keeps connections alive, as a real LMS does)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING, Any
 
 from tool.ags.client import AgsClient
 from tool.ags.http import make_session
@@ -21,12 +18,9 @@ from tool.lti.keys import KeyStore
 from tool.lti.models import Registration
 from tool.lti.registry import find_registration
 from tool.sandbox import Platform
-from tool.sandbox.server import SandboxServer
-from tool.serve import ServerThread, reserve_port
-from tool.stack import make_sandbox, register_platform
-from tool.web import create_app
-from tests.conftest import make_settings
-from tests.e2e.conftest import Stack
+
+if TYPE_CHECKING:  # conftest imports this module
+    from tests.e2e.conftest import Stack
 
 WEEK_1 = 1  # the sandbox's seeded line item of rl-1, maximum 100
 
@@ -60,30 +54,6 @@ class Ags:
         for client in [self.client, *self.extra]:
             client.close()
             client.http.close()
-
-
-@contextmanager
-def keepalive_stack(engine: Engine, database_url: str, keys_dir: Path, key_path: Path, mode: str) -> Iterator[Stack]:
-    """Tool + sandbox like the e2e `stack`, but the sandbox keeps connections alive as a real LMS does
-    (werkzeug's server closes each one, which would hide whether a client pools them)."""
-    tool_port, sandbox_port = reserve_port(), reserve_port()
-    settings = make_settings(database_url, keys_dir, public_base_url=f"http://127.0.0.1:{tool_port}",
-                             port=tool_port, sandbox_port=sandbox_port)
-    sandbox_app = make_sandbox(settings, base_url=f"http://127.0.0.1:{sandbox_port}", mode=mode, key_path=key_path)
-    platform: Platform = sandbox_app.extensions["sandbox"]
-    with make_session_factory(engine)() as db:
-        register_platform(db, platform)
-        db.commit()
-    app = create_app(settings)
-    tool = ServerThread(app, port=tool_port).start()
-    sandbox = SandboxServer(sandbox_app, port=sandbox_port).start()
-    platform.connections.attach(sandbox.server)
-    try:
-        yield Stack(settings, tool, sandbox, platform, engine)  # type: ignore[arg-type]  # same url/port/stop
-    finally:
-        sandbox.stop()
-        tool.stop()
-        app.extensions["tally"].close()
 
 
 def new_client(stack: Stack, *, token_store: TokenStore | None = None, **settings: Any) -> AgsClient:

@@ -1,13 +1,16 @@
-"""The live stack: the tool and the sandbox LMS on loopback ports, talking real HTTP."""
+"""The live stack: the tool and the sandbox LMS on loopback ports, talking real HTTP; an AGS
+client for it; and headless Chromium for the browser tests."""
 
 from __future__ import annotations
 
 import html
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,10 +20,15 @@ from sqlalchemy import Engine
 from tool.config import Settings
 from tool.db import make_session_factory
 from tool.sandbox import Platform
+from tool.sandbox.server import SandboxServer
 from tool.serve import ServerThread, reserve_port
 from tool.stack import make_sandbox, register_platform
 from tool.web import create_app
 from tests.conftest import make_settings
+from tests.e2e.ags_support import Ags, open_ags
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, FrameLocator, Page
 
 META = re.compile(r'<meta name="tally-session" content="([^"]+)">')
 CODE = re.compile(r"Reference code: <code>([^<]+)</code>")
@@ -68,7 +76,7 @@ class Stack:
 
     settings: Settings
     tool: ServerThread
-    sandbox: ServerThread
+    sandbox: ServerThread | SandboxServer  # SandboxServer: keeps connections alive
     platform: Platform
     engine: Engine
 
@@ -133,8 +141,11 @@ def sandbox_key_path(base_dir: Path) -> Path:
     return base_dir / "sandbox-platform.pem"
 
 
-def start_stack(engine: Engine, database_url: str, keys_dir: Path, key_path: Path, mode: str,
-                **overrides: Any) -> tuple[Stack, list[Any]]:
+def start_stack(engine: Engine, database_url: str, keys_dir: Path, key_path: Path, mode: str, *,
+                keepalive: bool = False, **overrides: Any) -> tuple[Stack, list[Any]]:
+    """Tool + sandbox (settings `overrides`); with `keepalive` the sandbox keeps connections alive as
+    a real LMS does and counts them (werkzeug's server closes each one, which would hide whether a
+    client pools them). The stack, and what `stop_all` stops."""
     tool_port, sandbox_port = reserve_port(), reserve_port()
     settings = make_settings(database_url, keys_dir, public_base_url=f"http://127.0.0.1:{tool_port}",
                              port=tool_port, sandbox_port=sandbox_port, **overrides)
@@ -145,31 +156,123 @@ def start_stack(engine: Engine, database_url: str, keys_dir: Path, key_path: Pat
         db.commit()
     app = create_app(settings)
     tool = ServerThread(app, port=tool_port).start()
-    sandbox = ServerThread(sandbox_app, port=sandbox_port).start()
+    sandbox: ServerThread | SandboxServer
+    if keepalive:
+        sandbox = SandboxServer(sandbox_app, port=sandbox_port).start()
+        platform.connections.attach(sandbox.server)
+    else:
+        sandbox = ServerThread(sandbox_app, port=sandbox_port).start()
     return Stack(settings, tool, sandbox, platform, engine), [tool, sandbox, app.extensions["tally"]]
 
 
 def stop_all(things: list[Any]) -> None:
     """Stop the servers, then close the tool's services (pooled connections)."""
     for thing in things:
-        if isinstance(thing, ServerThread):
+        if isinstance(thing, (ServerThread, SandboxServer)):
             thing.stop()
         else:
             thing.close()
 
 
-@pytest.fixture(params=["moodle", "canvas"])
-def stack(request: pytest.FixtureRequest, clean_db: Engine, database_url: str, keys_dir: Path,
-          sandbox_key_path: Path) -> Iterator[Stack]:
-    """Tool + sandbox in each mode."""
-    s, servers = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, request.param)
-    yield s
-    stop_all(servers)
+NewStack = Callable[..., Stack]
 
 
 @pytest.fixture
-def moodle(clean_db: Engine, database_url: str, keys_dir: Path, sandbox_key_path: Path) -> Iterator[Stack]:
+def new_stack(clean_db: Engine, database_url: str, keys_dir: Path, sandbox_key_path: Path) -> Iterator[NewStack]:
+    """`new_stack(mode, *, keys_dir=…, keepalive=False, **settings)` starts tool + sandbox on the clean
+    database (see `start_stack`); every stack it started is stopped after the test."""
+    started: list[list[Any]] = []
+
+    def start(mode: str, *, keys_dir: Path = keys_dir, **options: Any) -> Stack:
+        s, things = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, mode, **options)
+        started.append(things)
+        return s
+
+    yield start
+    for things in started:
+        stop_all(things)
+
+
+@pytest.fixture(params=["moodle", "canvas"])
+def stack(request: pytest.FixtureRequest, new_stack: NewStack) -> Stack:
+    """Tool + sandbox in each mode."""
+    return new_stack(request.param)
+
+
+@pytest.fixture
+def moodle(new_stack: NewStack) -> Stack:
     """Tool + sandbox in moodle mode only."""
-    s, servers = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, "moodle")
-    yield s
-    stop_all(servers)
+    return new_stack("moodle")
+
+
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(params=["moodle", "canvas"])
+def admin_stack(request: pytest.FixtureRequest, new_stack: NewStack) -> Stack:
+    """Tool + sandbox with a local admin password (ADMIN_PASSWORD), in each mode."""
+    return new_stack(request.param, admin_password=ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def ags(stack: Stack) -> Iterator[Ags]:
+    """An AGS client for the `stack` fixture's sandbox (a module's own `stack` where it has one)."""
+    a = open_ags(stack)
+    yield a
+    a.close()
+
+
+# -- the browser ---------------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Browser tests are skipped when Chromium is missing, unless TALLY_REQUIRE_BROWSER=1 (CI installs it
+# and sets it): then they fail, and the `browser` fixture says why.
+BROWSER_MISSING = CHROMIUM is None and os.environ.get("TALLY_REQUIRE_BROWSER") != "1"
+NO_BROWSER = "Chromium is not installed (apt-get install chromium)"
+needs_browser = pytest.mark.skipif(BROWSER_MISSING, reason=NO_BROWSER)
+WAIT_MS = 15_000  # the browser tests' default timeout for every wait and action
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium, one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "TALLY_REQUIRE_BROWSER=1 but Chromium is not installed"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def browser_context_args() -> dict[str, Any]:
+    """Options of the `page` fixture's browser context (viewport, downloads…): a module overrides this."""
+    return {}
+
+
+@pytest.fixture
+def page(browser: Browser, browser_context_args: dict[str, Any]) -> Iterator[Page]:
+    """A page in a fresh browser context that sends no cookie, with WAIT_MS as its default timeout."""
+    context = browser.new_context(**browser_context_args)
+
+    def strip_cookies(route, request) -> None:  # type: ignore[no-untyped-def]
+        # Refuse every cookie, as Safari does for a tool inside an LMS iframe.
+        route.continue_(headers={k: v for k, v in request.headers.items() if k.lower() != "cookie"})
+
+    context.route("**/*", strip_cookies)
+    pg = context.new_page()
+    pg.set_default_timeout(WAIT_MS)
+    yield pg
+    context.close()
+
+
+def launch_from_sandbox(page: Page, stack: Stack, name: str) -> FrameLocator:
+    """Open the sandbox's course page, launch Tally as the user called `name`; Tally's iframe."""
+    page.goto(stack.sandbox.url + "/")
+    page.get_by_role("button", name=f"Launch as {name}").click()
+    return page.frame_locator("iframe[name=tool-frame]")

@@ -10,9 +10,8 @@ import requests
 
 from tool.sandbox.deeplink import DeepLinking
 from tool.sandbox.dynreg import DynamicRegistrations
-from tests.e2e.conftest import LaunchResult, Stack, form_of, no_cookies
+from tests.e2e.conftest import ADMIN_PASSWORD, LaunchResult, Stack, form_of, no_cookies
 
-ADMIN_PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 

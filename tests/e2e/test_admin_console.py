@@ -5,40 +5,25 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from tool import cli
 from tool.lti.models import Deployment, Registration
 from tool.lti.registry import add_registration
 from tool.web.admin_auth import check_password, hash_password
-from tests.e2e.conftest import Stack, no_cookies, start_stack, stop_all
-from tests.e2e.registration_support import ADMIN_PASSWORD, admin_client, csrf_of, set_deployment
+from tests.e2e.conftest import ADMIN_PASSWORD, NewStack, Stack, no_cookies
+from tests.e2e.registration_support import admin_client, csrf_of, set_deployment
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 
 
-@pytest.fixture(params=["moodle", "canvas"])
-def console_stack(request: pytest.FixtureRequest, clean_db: Engine, database_url: str, keys_dir: Path,
-                  sandbox_key_path: Path) -> Iterator[Stack]:
-    """Tool + sandbox with a local admin password, in each mode."""
-    s, things = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, request.param,
-                            admin_password=ADMIN_PASSWORD)
-    yield s
-    stop_all(things)
-
-
 @pytest.fixture
-def moodle_console(clean_db: Engine, database_url: str, keys_dir: Path, sandbox_key_path: Path) -> Iterator[Stack]:
+def moodle_console(new_stack: NewStack) -> Stack:
     """Moodle mode only, with a local admin password."""
-    s, things = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, "moodle",
-                            admin_password=ADMIN_PASSWORD)
-    yield s
-    stop_all(things)
+    return new_stack("moodle", admin_password=ADMIN_PASSWORD)
 
 
 def _deployment_pk(stack: Stack) -> int:
@@ -75,15 +60,15 @@ def test_the_admin_cookie_is_httponly_and_strict(moodle_console: Stack) -> None:
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
 
 
-def test_a_teacher_session_is_not_an_admin(console_stack: Stack) -> None:
-    landing = console_stack.launch(console_stack.platform.teacher.id)
+def test_a_teacher_session_is_not_an_admin(admin_stack: Stack) -> None:
+    landing = admin_stack.launch(admin_stack.platform.teacher.id)
     assert 'id="admin-link"' not in landing.response.text
-    r = no_cookies().get(console_stack.tool_url + "/admin", params={"st": landing.token})
+    r = no_cookies().get(admin_stack.tool_url + "/admin", params={"st": landing.token})
     assert r.status_code == 403 and "administrator" in r.text
 
 
-def test_an_lti_administrator_sees_only_their_own_registration(console_stack: Stack) -> None:
-    stack = console_stack
+def test_an_lti_administrator_sees_only_their_own_registration(admin_stack: Stack) -> None:
+    stack = admin_stack
     with stack.session() as db:
         other = add_registration(db, issuer="https://other.example.edu", client_id="other", name="Other LMS",
                                  auth_login_url="https://other.example.edu/auth", key_set_url="https://other.example.edu/jwks",
@@ -109,8 +94,8 @@ def test_an_lti_administrator_sees_only_their_own_registration(console_stack: St
 # -- deployments ---------------------------------------------------------------------------------
 
 
-def test_disabling_and_activating_a_deployment_decides_whether_launches_pass(console_stack: Stack) -> None:
-    stack = console_stack
+def test_disabling_and_activating_a_deployment_decides_whether_launches_pass(admin_stack: Stack) -> None:
+    stack = admin_stack
     client = admin_client(stack)
     teacher = stack.platform.teacher.id
     assert set_deployment(stack, client, _deployment_pk(stack), "disable").status_code == 303
@@ -144,8 +129,8 @@ def test_a_new_deployment_waits_in_the_console_until_activated(moodle_console: S
     assert stack.crafted_launch(lambda claims: claims.update({LTI + "deployment_id": "77"})).status == 200
 
 
-def test_recent_launches_and_refusals_are_listed_with_their_reasons(console_stack: Stack) -> None:
-    stack = console_stack
+def test_recent_launches_and_refusals_are_listed_with_their_reasons(admin_stack: Stack) -> None:
+    stack = admin_stack
     stack.launch(stack.platform.teacher.id)
     stack.crafted_launch(lambda claims: claims.update({"nonce": "forged"}))
     page = admin_client(stack).get(stack.tool_url + "/admin").text
@@ -163,8 +148,8 @@ def _test_services(stack: Stack, client: requests.Session) -> requests.Response:
     return client.post(stack.tool_url + f"/admin/registrations/{reg_id.group(1)}/test", data={"csrf": csrf_of(page)})
 
 
-def test_test_services_shows_the_token_answer_and_the_line_items(console_stack: Stack) -> None:
-    stack = console_stack
+def test_test_services_shows_the_token_answer_and_the_line_items(admin_stack: Stack) -> None:
+    stack = admin_stack
     stack.launch(stack.platform.teacher.id)  # an offering with a line items URL
     r = _test_services(stack, admin_client(stack))
     assert r.status_code == 200

@@ -10,41 +10,28 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 from decimal import Decimal
-from pathlib import Path
-from typing import Iterator
 
 import pytest
-from sqlalchemy import Engine
 
 from tool.ags.client import is_canvas
 from tool.ags.http import AgsRefused, AgsUnavailable
 from tool.ags.lineitems import LineItem
 from tool.ags.score import CANVAS_SUBMISSION, ActivityProgress, GradingProgress, Score
 from tool.clock import utcnow
-from tests.e2e.ags_support import WEEK_1, Ags, graded, keepalive_stack, open_ags
-from tests.e2e.conftest import Stack
+from tests.e2e.ags_support import WEEK_1, Ags, graded, open_ags
+from tests.e2e.conftest import NewStack, Stack
 
 
 @pytest.fixture(params=["moodle", "canvas"])
-def stack(request: pytest.FixtureRequest, clean_db: Engine, database_url: str, keys_dir: Path,
-          sandbox_key_path: Path) -> Iterator[Stack]:
-    """Tool + sandbox in each mode; the sandbox keeps connections alive."""
-    with keepalive_stack(clean_db, database_url, keys_dir, sandbox_key_path, request.param) as s:
-        yield s
+def stack(request: pytest.FixtureRequest, new_stack: NewStack) -> Stack:
+    """Tool + sandbox in each mode; the sandbox keeps connections alive (the `ags` fixture uses it)."""
+    return new_stack(request.param, keepalive=True)
 
 
 @pytest.fixture
-def moodle(clean_db: Engine, database_url: str, keys_dir: Path, sandbox_key_path: Path) -> Iterator[Stack]:
-    """Tool + sandbox in moodle mode only."""
-    with keepalive_stack(clean_db, database_url, keys_dir, sandbox_key_path, "moodle") as s:
-        yield s
-
-
-@pytest.fixture
-def ags(stack: Stack) -> Iterator[Ags]:
-    a = open_ags(stack)
-    yield a
-    a.close()
+def moodle(new_stack: NewStack) -> Stack:
+    """Tool + sandbox in moodle mode only; the sandbox keeps connections alive."""
+    return new_stack("moodle", keepalive=True)
 
 
 def last_post(ags: Ags, user_id: str):  # type: ignore[no-untyped-def]

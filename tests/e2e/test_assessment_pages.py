@@ -11,20 +11,13 @@ The browser tests are skipped when Chromium is missing, unless TALLY_REQUIRE_BRO
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from typing import Any, Iterator
 
 import pytest
 
-from tests.e2e.conftest import Stack, no_cookies
+from tests.e2e.conftest import BROWSER_MISSING, WAIT_MS, Stack, launch_from_sandbox, needs_browser, no_cookies
+from tests.seed_schemes import SEED_POINTS
 
-SEED_POINTS = {"bands": [
-    {"min_points": 54, "max_points": 60, "grade": "1.0"}, {"min_points": 48, "max_points": 53, "grade": "1.3"},
-    {"min_points": 42, "max_points": 47, "grade": "1.7"}, {"min_points": 36, "max_points": 41, "grade": "2.0"},
-    {"min_points": 33, "max_points": 35, "grade": "2.3"}, {"min_points": 30, "max_points": 32, "grade": "3.0"},
-    {"min_points": 27, "max_points": 29, "grade": "3.7"}, {"min_points": 24, "max_points": 26, "grade": "4.0"},
-    {"min_points": 0, "max_points": 23, "grade": "5.0"}]}
 CONTEXT = "https://purl.imsglobal.org/spec/lti/claim/context"
 RESOURCE_LINK = "https://purl.imsglobal.org/spec/lti/claim/resource_link"
 
@@ -130,48 +123,13 @@ def test_the_offering_page_has_the_assessments_section_and_the_student_page_the_
 
 # -- the whole workflow in a browser -------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-BROWSER_MISSING = CHROMIUM is None and os.environ.get("TALLY_REQUIRE_BROWSER") != "1"
-WAIT_MS = 15_000
-
 if not BROWSER_MISSING:
-    from playwright.sync_api import Browser, FrameLocator, Page, expect, sync_playwright
-
-browser_test = pytest.mark.skipif(BROWSER_MISSING, reason="Chromium is not installed (apt-get install chromium)")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator["Browser"]:
-    assert CHROMIUM, "TALLY_REQUIRE_BROWSER=1 but Chromium is not installed"
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        yield b
-        b.close()
+    from playwright.sync_api import FrameLocator, Page, expect
 
 
 @pytest.fixture
-def page(browser: "Browser") -> Iterator["Page"]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-
-    def strip_cookies(route, request) -> None:  # type: ignore[no-untyped-def]
-        # Refuse every cookie, as Safari does for a tool inside an LMS iframe.
-        route.continue_(headers={k: v for k, v in request.headers.items() if k.lower() != "cookie"})
-
-    context.route("**/*", strip_cookies)
-    pg = context.new_page()
-    pg.set_default_timeout(WAIT_MS)
-    yield pg
-    context.close()
-
-
-def launch_from_sandbox(page: "Page", stack: Stack, name: str) -> "FrameLocator":
-    page.goto(stack.sandbox.url + "/")
-    page.get_by_role("button", name=f"Launch as {name}").click()
-    return page.frame_locator("iframe[name=tool-frame]")
+def browser_context_args() -> dict[str, Any]:
+    return {"viewport": {"width": 1280, "height": 900}}
 
 
 def center_x(locator: Any) -> float:
@@ -184,7 +142,7 @@ def grid_row(frame: "FrameLocator", name: str) -> Any:
     return frame.locator("#points-grid tbody tr", has=frame.get_by_role("rowheader", name=name, exact=True))
 
 
-@browser_test
+@needs_browser
 def test_a_teacher_grades_an_exam_from_points_to_applied_grades_and_the_student_sees_theirs(
         moodle: Stack, page: "Page") -> None:
     frame = launch_from_sandbox(page, moodle, moodle.platform.teacher.name)
@@ -378,7 +336,7 @@ def test_a_teacher_grades_an_exam_from_points_to_applied_grades_and_the_student_
     expect(row).to_contain_text("manual decision")
 
 
-@browser_test
+@needs_browser
 def test_manual_boundaries_move_one_by_one_and_a_collision_names_the_band(course: Course, page: "Page") -> None:
     stack = course.stack
     ids = [stack.api(t, "/api/me").json()["personId"] for t in course.student_tokens]
@@ -432,7 +390,7 @@ def test_manual_boundaries_move_one_by_one_and_a_collision_names_the_band(course
     expect(page.locator("#scheme-state")).to_have_text("Version 1 · draft, not applied yet")
 
 
-@browser_test
+@needs_browser
 def test_a_ledger_fed_assessment_shows_read_only_totals(moodle: Stack, page: "Page") -> None:
     course = Course(moodle, source="ledger")
     sid = moodle.api(course.student_tokens[0], "/api/me").json()["personId"]
@@ -448,7 +406,7 @@ def test_a_ledger_fed_assessment_shows_read_only_totals(moodle: Stack, page: "Pa
     expect(page.locator("#stats .stat", has_text="Students with points")).to_contain_text("1")
 
 
-@browser_test
+@needs_browser
 def test_thresholds_in_percent_keep_their_place_on_the_axis_and_grade_by_percentage(course: Course, page: "Page") -> None:
     stack = course.stack
     ids = [stack.api(t, "/api/me").json()["personId"] for t in course.student_tokens]
@@ -490,7 +448,7 @@ PASTE = """(input, text) => {
 }"""
 
 
-@browser_test
+@needs_browser
 def test_a_block_pasted_from_a_spreadsheet_fills_tasks_and_students_and_saves_each_cell(
         moodle: Stack, page: "Page") -> None:
     course = Course(moodle, tasks=[{"title": "Task 1", "maxPoints": 30}, {"title": "Task 2", "maxPoints": 30}])

@@ -5,59 +5,16 @@ Skipped when Chromium is missing, unless TALLY_REQUIRE_BROWSER=1 (CI installs it
 
 from __future__ import annotations
 
-import os
-import shutil
-from typing import Iterator
-
 import pytest
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import BROWSER_MISSING, NO_BROWSER, Stack, launch_from_sandbox
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None and os.environ.get("TALLY_REQUIRE_BROWSER") != "1":
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+if BROWSER_MISSING:
+    pytest.skip(NO_BROWSER, allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Page  # noqa: E402
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM, "TALLY_REQUIRE_BROWSER=1 but Chromium is not installed"
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    sent_cookies: list[str] = []
-
-    def strip_cookies(route, request) -> None:  # type: ignore[no-untyped-def]
-        # Refuse every cookie, as Safari does for a tool inside an LMS iframe.
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "cookie"}
-        if len(headers) != len(request.headers):
-            sent_cookies.append(request.url)
-        route.continue_(headers=headers)
-
-    context.route("**/*", strip_cookies)
-    pg = context.new_page()
-    yield pg
-    context.close()
-
-
-def launch_from_sandbox(page: Page, stack: Stack, name: str):  # type: ignore[no-untyped-def]
-    page.goto(stack.sandbox.url + "/")
-    page.get_by_role("button", name=f"Launch as {name}").click()
-    frame = page.frame_locator("iframe[name=tool-frame]")
-    return frame
 
 
 def test_a_teacher_and_a_student_launch_from_the_sandbox_page(moodle: Stack, page: Page) -> None:
@@ -82,3 +39,23 @@ def test_a_teacher_and_a_student_launch_from_the_sandbox_page(moodle: Stack, pag
         }"""
     )
     assert me[0] == 200 and me[1]["roles"] == ["STUDENT"]
+
+
+def test_the_pages_scripts_send_the_token_that_is_in_meta_at_each_call(moodle: Stack, page: Page) -> None:
+    # session.js puts a renewed token into <meta name="tally-session">; api.js reads it there per call.
+    frame = launch_from_sandbox(page, moodle, moodle.platform.teacher.name)
+    frame.get_by_role("heading", name="Teaching staff (1)").wait_for()
+    tool_frame = next(f for f in page.frames if f.url.startswith(moodle.tool_url))
+    calls = tool_frame.evaluate(
+        """async () => {
+            const meta = document.querySelector('meta[name="tally-session"]');
+            const token = meta.content;
+            const before = await window.Tally.api('GET', '/api/me');
+            meta.setAttribute('content', 'not-a-token');
+            const replaced = await window.Tally.api('GET', '/api/me');
+            meta.setAttribute('content', token);
+            const back = await window.Tally.api('GET', '/api/me');
+            return [before.status, before.data.roles, replaced.status, replaced.data.code, back.status];
+        }"""
+    )
+    assert calls == [200, ["TEACHER"], 401, "session_invalid", 200]

@@ -8,38 +8,25 @@ POSTs its client registration and stores registration and deployment.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jwt
 import pytest
 import requests
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from tool.lti.dynreg import SCOPE_LINEITEM, SCOPE_NRPS, TOOL_CONFIGURATION, canvas_developer_key
 from tool.lti.models import Deployment, Registration
-from tests.e2e.conftest import Stack, no_cookies, start_stack, stop_all
-from tests.e2e.registration_support import ADMIN_PASSWORD, admin_client, dynreg_of, paste_registration_url, set_deployment
+from tests.e2e.conftest import NewStack, Stack, no_cookies
+from tests.e2e.registration_support import admin_client, dynreg_of, paste_registration_url, set_deployment
 
 AGS = "https://purl.imsglobal.org/spec/lti-ags/scope/"
 
 
-@pytest.fixture(params=["moodle", "canvas"])
-def reg_stack(request: pytest.FixtureRequest, clean_db: Engine, database_url: str, keys_dir: Path,
-              sandbox_key_path: Path) -> Iterator[Stack]:
-    """Tool + sandbox with a local admin password, in each mode."""
-    s, things = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, request.param,
-                            admin_password=ADMIN_PASSWORD)
-    yield s
-    stop_all(things)
-
-
 @pytest.fixture
-def canvas(clean_db: Engine, database_url: str, keys_dir: Path, sandbox_key_path: Path) -> Iterator[Stack]:
+def canvas(new_stack: NewStack) -> Stack:
     """Tool + sandbox in canvas mode only."""
-    s, things = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, "canvas")
-    yield s
-    stop_all(things)
+    return new_stack("canvas")
 
 
 def _dynamic_registrations(stack: Stack) -> list[Registration]:
@@ -50,8 +37,8 @@ def _dynamic_registrations(stack: Stack) -> list[Registration]:
         return regs
 
 
-def test_one_paste_registers_tally_then_the_admin_activates_and_a_teacher_launches(reg_stack: Stack) -> None:
-    stack = reg_stack
+def test_one_paste_registers_tally_then_the_admin_activates_and_a_teacher_launches(admin_stack: Stack) -> None:
+    stack = admin_stack
     dynreg = dynreg_of(stack)
     start_url, page = paste_registration_url(stack)
     assert page.status_code == 200, page.text[:800]
@@ -122,19 +109,14 @@ def test_a_service_token_works_for_the_dynamically_registered_client(moodle: Sta
     assert AGS + "score" in token.scopes
 
 
-def test_active_policy_lets_the_registered_deployment_launch_at_once(clean_db, database_url, keys_dir,  # type: ignore[no-untyped-def]
-                                                                      sandbox_key_path) -> None:
-    stack, things = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, "moodle",
-                                dynamic_registration="active")
-    try:
-        paste_registration_url(stack)
-        (tool,) = dynreg_of(stack).tools.values()
-        (reg,) = _dynamic_registrations(stack)
-        assert [d.status for d in reg.deployments] == ["active"]
-        dynreg_of(stack).activate(tool.client_id)
-        assert stack.launch(stack.platform.teacher.id).status == 200
-    finally:
-        stop_all(things)
+def test_active_policy_lets_the_registered_deployment_launch_at_once(new_stack: NewStack) -> None:
+    stack = new_stack("moodle", dynamic_registration="active")
+    paste_registration_url(stack)
+    (tool,) = dynreg_of(stack).tools.values()
+    (reg,) = _dynamic_registrations(stack)
+    assert [d.status for d in reg.deployments] == ["active"]
+    dynreg_of(stack).activate(tool.client_id)
+    assert stack.launch(stack.platform.teacher.id).status == 200
 
 
 def test_a_used_registration_token_is_refused_with_the_platforms_words_and_a_hint(stack: Stack) -> None:
@@ -192,16 +174,11 @@ def test_bad_registration_requests_get_a_readable_page(moodle: Stack, params: di
     assert "Traceback" not in r.text
 
 
-def test_switched_off_dynamic_registration_refuses_and_fetches_nothing(clean_db, database_url, keys_dir,  # type: ignore[no-untyped-def]
-                                                                       sandbox_key_path) -> None:
-    stack, things = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, "moodle",
-                                dynamic_registration="off")
-    try:
-        start_url, page = paste_registration_url(stack)
-        assert page.status_code == 400 and "dynamic_registration_off" in page.text
-        assert dynreg_of(stack).requests == []
-    finally:
-        stop_all(things)
+def test_switched_off_dynamic_registration_refuses_and_fetches_nothing(new_stack: NewStack) -> None:
+    stack = new_stack("moodle", dynamic_registration="off")
+    start_url, page = paste_registration_url(stack)
+    assert page.status_code == 400 and "dynamic_registration_off" in page.text
+    assert dynreg_of(stack).requests == []
 
 
 # -- the sandbox's registration endpoint, as Moodle answers ----------------------------------------

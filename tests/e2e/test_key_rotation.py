@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterator
 
 import jwt
 import pytest
 import requests
-from sqlalchemy import Engine
 
 from tool import cli, clock
 from tool.lti.assertion import TokenRequestError, client_assertion, request_access_token
 from tool.lti.keys import KeyStore
 from tool.web.app import make_http_session
-from tests.e2e.conftest import Stack, start_stack, stop_all
+from tests.e2e.conftest import NewStack, Stack
 
 SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 
@@ -32,11 +30,8 @@ def own_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(params=["moodle", "canvas"])
-def rot_stack(request: pytest.FixtureRequest, clean_db: Engine, database_url: str, own_keys: Path,
-              sandbox_key_path: Path) -> Iterator[Stack]:
-    s, things = start_stack(clean_db, database_url, own_keys, sandbox_key_path, request.param)
-    yield s
-    stop_all(things)
+def rot_stack(request: pytest.FixtureRequest, new_stack: NewStack, own_keys: Path) -> Stack:
+    return new_stack(request.param, keys_dir=own_keys)
 
 
 def _served_kids(stack: Stack) -> set[str]:

@@ -8,59 +8,25 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import BROWSER_MISSING, NO_BROWSER, WAIT_MS, Stack, launch_from_sandbox
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None and os.environ.get("TALLY_REQUIRE_BROWSER") != "1":
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+if BROWSER_MISSING:
+    pytest.skip(NO_BROWSER, allow_module_level=True)
 
-from playwright.sync_api import Browser, FrameLocator, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import FrameLocator, Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-WAIT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM, "TALLY_REQUIRE_BROWSER=1 but Chromium is not installed"
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        yield b
-        b.close()
-
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
-
-    def strip_cookies(route, request) -> None:  # type: ignore[no-untyped-def]
-        # Refuse every cookie, as Safari does for a tool inside an LMS iframe.
-        route.continue_(headers={k: v for k, v in request.headers.items() if k.lower() != "cookie"})
-
-    context.route("**/*", strip_cookies)
-    pg = context.new_page()
-    pg.set_default_timeout(WAIT_MS)
-    yield pg
-    context.close()
-
-
-def launch_from_sandbox(page: Page, stack: Stack, name: str) -> FrameLocator:
-    page.goto(stack.sandbox.url + "/")
-    page.get_by_role("button", name=f"Launch as {name}").click()
-    return page.frame_locator("iframe[name=tool-frame]")
+def browser_context_args() -> dict[str, Any]:
+    return {"viewport": {"width": 1280, "height": 720}, "accept_downloads": True}
 
 
 def grid_cell(frame: FrameLocator, student: str, column: str) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -11,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tool import clock
-from tests.e2e.conftest import Stack, start_stack, stop_all
+from tests.e2e.conftest import CHROMIUM, Stack, needs_browser, start_stack, stop_all
 
 
 @pytest.fixture
@@ -59,12 +57,8 @@ def test_renewals_stop_at_the_maximum_age_and_an_expired_token_is_not_renewed(sh
     assert renew(short, token).json()["code"] == "session_expired"
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None and os.environ.get("TALLY_REQUIRE_BROWSER") != "1",
-                    reason="Chromium is not installed")
+@needs_browser
 def test_the_page_renews_its_token_and_its_links_by_itself(short: Stack) -> None:
     from playwright.sync_api import sync_playwright
 

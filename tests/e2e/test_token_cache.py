@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import secrets
 import threading
-from pathlib import Path
 from typing import Iterator
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 
 from tool import clock
 from tool.ags.models import ServiceToken
@@ -23,22 +22,14 @@ from tool.ags.tokens import (
     TokenKey,
     make_token_store,
 )
-from tests.e2e.ags_support import Ags, graded, keepalive_stack, open_ags
-from tests.e2e.conftest import Stack
+from tests.e2e.ags_support import Ags, graded
+from tests.e2e.conftest import NewStack, Stack
 
 
 @pytest.fixture(params=["moodle", "canvas"])
-def stack(request: pytest.FixtureRequest, clean_db: Engine, database_url: str, keys_dir: Path,
-          sandbox_key_path: Path) -> Iterator[Stack]:
-    with keepalive_stack(clean_db, database_url, keys_dir, sandbox_key_path, request.param) as s:
-        yield s
-
-
-@pytest.fixture
-def ags(stack: Stack) -> Iterator[Ags]:
-    a = open_ags(stack)
-    yield a
-    a.close()
+def stack(request: pytest.FixtureRequest, new_stack: NewStack) -> Stack:
+    """Tool + sandbox in each mode; the sandbox keeps connections alive (the `ags` fixture uses it)."""
+    return new_stack(request.param, keepalive=True)
 
 
 def post(ags: Ags, client=None, *, student: int = 0, points: int = 5) -> str:  # type: ignore[no-untyped-def]

@@ -10,33 +10,10 @@ from tool.errors import ValidationError
 from tool.schemes.bands import (Band, SchemeConfig, SchemeInvalid, canonical, grade_for, parse_config, problems,
                                 round_to_step, to_seed_form, version_hash)
 from tool.schemes.scale import GERMAN, LETTERS, PASS_FAIL
+from tests.seed_schemes import SEED_PERCENT, SEED_POINTS  # the seed's examples, verbatim
 
 SIXTY = Decimal(60)
 
-# The seed's 60-point exam, verbatim (grading-schemes.md, "Absolute Cutoffs").
-SEED_POINTS: dict[str, Any] = {"bands": [
-    {"min_points": 54, "max_points": 60, "grade": "1.0"},
-    {"min_points": 48, "max_points": 53, "grade": "1.3"},
-    {"min_points": 42, "max_points": 47, "grade": "1.7"},
-    {"min_points": 36, "max_points": 41, "grade": "2.0"},
-    {"min_points": 33, "max_points": 35, "grade": "2.3"},
-    {"min_points": 30, "max_points": 32, "grade": "3.0"},
-    {"min_points": 27, "max_points": 29, "grade": "3.7"},
-    {"min_points": 24, "max_points": 26, "grade": "4.0"},
-    {"min_points": 0, "max_points": 23, "grade": "5.0"},
-]}
-# The seed's percentage config, verbatim ("Percentage-Based Cutoffs"); JSON floats arrive as Python floats.
-SEED_PERCENT: dict[str, Any] = {"bands": [
-    {"min_pct": 90, "max_pct": 100, "grade": "1.0"},
-    {"min_pct": 80, "max_pct": 89.99, "grade": "1.3"},
-    {"min_pct": 70, "max_pct": 79.99, "grade": "1.7"},
-    {"min_pct": 60, "max_pct": 69.99, "grade": "2.0"},
-    {"min_pct": 55, "max_pct": 59.99, "grade": "2.3"},
-    {"min_pct": 50, "max_pct": 54.99, "grade": "3.0"},
-    {"min_pct": 45, "max_pct": 49.99, "grade": "3.7"},
-    {"min_pct": 40, "max_pct": 44.99, "grade": "4.0"},
-    {"min_pct": 0, "max_pct": 39.99, "grade": "5.0"},
-]}
 GRADES = ["1.0", "1.3", "1.7", "2.0", "2.3", "3.0", "3.7", "4.0", "5.0"]
 LOWER_POINTS: dict[str, Any] = {"unit": "points", "bands": [
     {"min": m, "grade": g} for m, g in zip(["54", "48", "42", "36", "33", "30", "27", "24", "0"], GRADES)]}
