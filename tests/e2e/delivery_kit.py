@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import Engine, select
 
 from tool import clock
 from tool.ags.client import AgsClient
@@ -16,7 +18,7 @@ from tool.delivery.worker import DeliveryWorker, StepResult
 from tool.lti.keys import KeyStore
 from tool.lti.models import Person
 from tool.sandbox.store import LineItem, Result, ScorePost
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, start_stack, stop_all
 
 _ITEM_ID = re.compile(r"/line_?items/(\d+)")
 
@@ -132,3 +134,24 @@ class Klass:
 def raw(result: Result | None) -> Decimal | None:
     """The grade the LMS stored, on the line item's scale, as an exact decimal."""
     return None if result is None or result.raw is None else Decimal(str(result.raw)).quantize(Decimal("0.01"))
+
+
+# -- fixtures (imported by the delivery test modules) ------------------------------------------
+
+
+@pytest.fixture
+def klass(stack: Stack) -> Iterator["Klass"]:
+    """A class launched from the sandbox, in each mode."""
+    k = Klass(stack)
+    yield k
+    k.close()
+
+
+@pytest.fixture
+def canvas(clean_db: Engine, database_url: str, keys_dir: Path, sandbox_key_path: Path) -> Iterator["Klass"]:
+    """A class on the sandbox in Canvas mode only."""
+    s, servers = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, "canvas")
+    k = Klass(s)
+    yield k
+    k.close()
+    stop_all(servers)

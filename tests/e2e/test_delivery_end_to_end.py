@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Iterator
 from urllib.parse import urljoin
 
-import pytest
-
 from tests.e2e.conftest import Stack, no_cookies
-from tests.e2e.delivery_kit import Klass
+from tests.e2e.delivery_kit import Klass, klass  # noqa: F401  (fixtures)
 
 BANDS = {"bands": [{"min_points": 54, "max_points": 60, "grade": "1.0"},
                    {"min_points": 48, "max_points": 53.99, "grade": "1.3"},
@@ -34,13 +31,6 @@ def gradebook(stack: Stack) -> dict[str, dict[str, dict[str, str]]]:
                      if m else {"name": name, "raw": "no score"})
             columns[label][html.unescape(cells.pop("name"))] = cells
     return columns
-
-
-@pytest.fixture
-def klass(stack: Stack) -> Iterator[Klass]:
-    k = Klass(stack)
-    yield k
-    k.close()
 
 
 def test_points_and_an_applied_scheme_arrive_in_the_lms_gradebook(klass: Klass) -> None:

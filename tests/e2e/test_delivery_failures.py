@@ -6,25 +6,16 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
 
-import pytest
 from sqlalchemy import Engine
 
 from tool.ags.client import Outcome
 from tool.clock import utcnow
 from tool.delivery.queue import claim_due, record_outcomes
 from tests.e2e.conftest import Stack, start_stack, stop_all
-from tests.e2e.delivery_kit import Klass, raw
+from tests.e2e.delivery_kit import Klass, canvas, klass, raw  # noqa: F401  (fixtures)
 
 D = Decimal
-
-
-@pytest.fixture
-def klass(stack: Stack) -> Iterator[Klass]:
-    k = Klass(stack)
-    yield k
-    k.close()
 
 
 def _bound(k: Klass) -> None:
@@ -87,15 +78,6 @@ def test_canvas_403_rate_limit_exceeded_is_retried_not_failed(canvas: Klass) -> 
     assert row.state == "retrying" and row.last_status == 403 and "Rate Limit Exceeded" in (row.last_error or "")
     canvas.later(10)
     assert canvas.worker().drain().accepted == 1
-
-
-@pytest.fixture
-def canvas(clean_db: Engine, database_url: str, keys_dir: Path, sandbox_key_path: Path) -> Iterator[Klass]:
-    s, servers = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, "canvas")
-    k = Klass(s)
-    yield k
-    k.close()
-    stop_all(servers)
 
 
 def test_a_student_the_lms_refuses_fails_alone_with_its_reason_and_the_others_arrive(klass: Klass) -> None:

@@ -14,7 +14,7 @@ from tool.delivery import rules
 from tool.delivery.models import LineItemBinding
 from tool.lti.models import Offering
 from tests.e2e.conftest import Stack
-from tests.e2e.delivery_kit import Klass, item_id, raw
+from tests.e2e.delivery_kit import Klass, item_id, klass, raw  # noqa: F401  (fixtures)
 
 D = Decimal
 BANDS = {"bands": [{"min_points": 9, "max_points": 10, "grade": "1.0"},
@@ -22,13 +22,6 @@ BANDS = {"bands": [{"min_points": 9, "max_points": 10, "grade": "1.0"},
                    {"min_points": 5, "max_points": 6.99, "grade": "3.0"},
                    {"min_points": 0, "max_points": 4.99, "grade": "5.0"}],
          "absentGrade": "5.0"}
-
-
-@pytest.fixture
-def klass(stack: Stack) -> Iterator[Klass]:
-    k = Klass(stack)
-    yield k
-    k.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urljoin
 
 import pytest
@@ -16,16 +16,9 @@ from tool.db import make_session_factory
 from tool.delivery.readback import read_back
 from tool.lti.models import Person
 from tests.e2e.conftest import Stack, no_cookies
-from tests.e2e.delivery_kit import Klass, raw
+from tests.e2e.delivery_kit import Klass, klass, raw  # noqa: F401  (fixtures)
 
 D = Decimal
-
-
-@pytest.fixture
-def klass(stack: Stack) -> Iterator[Klass]:
-    k = Klass(stack)
-    yield k
-    k.close()
 
 
 def page(k: Klass, query: str = "", token: str | None = None) -> Any:

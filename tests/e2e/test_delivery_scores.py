@@ -3,35 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
-from typing import Iterator
-
-import pytest
-from sqlalchemy import Engine
 
 from tool.ags.score import parse_timestamp
 from tool.delivery import rules
-from tests.e2e.conftest import Stack, start_stack, stop_all
-from tests.e2e.delivery_kit import Klass, raw
+from tests.e2e.delivery_kit import Klass, canvas, klass, raw  # noqa: F401  (fixtures)
 
 D = Decimal
-
-
-@pytest.fixture
-def klass(stack: Stack) -> Iterator[Klass]:
-    k = Klass(stack)
-    yield k
-    k.close()
-
-
-@pytest.fixture
-def canvas(clean_db: Engine, database_url: str, keys_dir: Path, sandbox_key_path: Path) -> Iterator[Klass]:
-    """A class on the sandbox in Canvas mode only."""
-    s, servers = start_stack(clean_db, database_url, keys_dir, sandbox_key_path, "canvas")
-    k = Klass(s)
-    yield k
-    k.close()
-    stop_all(servers)
 
 
 def test_a_ledger_total_goes_to_the_placements_own_line_item_as_a_full_grade(klass: Klass) -> None:
