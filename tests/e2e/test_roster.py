@@ -256,3 +256,15 @@ def test_a_student_who_launched_after_the_roster_was_read_stays_active(moodle: S
 
     assert change.left == 0
     assert membership_of(moodle, student.id)[1].status == "active"
+
+
+def test_an_empty_roster_from_the_lms_makes_nobody_leave(moodle: Stack) -> None:
+    token, group_id = teacher_session(moodle)
+    student = moodle.platform.students[0]
+    moodle.launch(student.id)
+    with moodle.session() as db:
+        registration_id = db.get(Course, group_id).registration_id  # type: ignore[union-attr]
+        change = apply_roster(db, course_id=group_id, registration_id=registration_id, complete=True, members=[])
+        db.commit()
+    assert (change.left, change.total) == (0, 0)
+    assert membership_of(moodle, student.id)[1].status == "active"

@@ -210,7 +210,9 @@ def apply_roster(
             left += 1
         elif membership_changed or person_changed:
             updated += 1
-    if complete:
+    # An LMS lists at least the course's teacher: an empty answer is a fault on its side (a
+    # misconfigured service, a truncated page), never "everybody left", so nobody leaves on it.
+    if complete and listed:
         leaving = [
             row.id for person_id, row in existing.items()
             if person_id not in seen and row.status == ACTIVE and not is_staff(parse_roles(row.roles))
