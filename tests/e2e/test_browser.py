@@ -46,6 +46,7 @@ def test_the_pages_scripts_send_the_token_that_is_in_meta_at_each_call(moodle: S
     frame = launch_from_sandbox(page, moodle, moodle.platform.teacher.name)
     frame.get_by_role("heading", name="Teaching staff (1)").wait_for()
     tool_frame = next(f for f in page.frames if f.url.startswith(moodle.tool_url))
+    tool_frame.wait_for_function("() => window.Tally && window.Tally.api")  # deferred scripts have run
     calls = tool_frame.evaluate(
         """async () => {
             const meta = document.querySelector('meta[name="tally-session"]');
