@@ -15,7 +15,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from tool.lti.dynreg import SCOPE_LINEITEM, SCOPE_NRPS, TOOL_CONFIGURATION, canvas_developer_key
+from tool.lti.claims import SCOPE_LINEITEM, SCOPE_NRPS
+from tool.lti.dynreg import TOOL_CONFIGURATION, canvas_developer_key
 from tool.lti.models import Deployment, Registration
 from tests.e2e.conftest import NewStack, Stack, no_cookies
 from tests.e2e.registration_support import admin_client, dynreg_of, paste_registration_url, set_deployment
@@ -101,9 +102,9 @@ def test_a_service_token_works_for_the_dynamically_registered_client(moodle: Sta
     dynreg_of(moodle).activate(tool.client_id)
     from tool.lti.assertion import request_access_token
     from tool.lti.keys import KeyStore
-    from tool.web.app import make_http_session
+    from tool.ags.http import make_session
 
-    token = request_access_token(make_http_session(), KeyStore(moodle.settings.path(moodle.settings.keys_dir)),
+    token = request_access_token(make_session(moodle.settings), KeyStore(moodle.settings.path(moodle.settings.keys_dir)),
                                  client_id=tool.client_id, token_url=moodle.platform.paths.token_url, audience=None,
                                  scopes=[AGS + "score"])
     assert AGS + "score" in token.scopes

@@ -14,7 +14,7 @@ import requests
 from tool import cli, clock
 from tool.lti.assertion import TokenRequestError, client_assertion, request_access_token
 from tool.lti.keys import KeyStore
-from tool.web.app import make_http_session
+from tool.ags.http import make_session
 from tests.e2e.conftest import NewStack, Stack
 
 SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
@@ -52,7 +52,7 @@ def _signing_kid(keys: Path) -> str:
 
 def _token(stack: Stack, signer: KeyStore) -> str:
     """A token request signed by `signer` (another process's view of the keys, like a worker's)."""
-    token = request_access_token(make_http_session(), signer, client_id=stack.platform.client_id,
+    token = request_access_token(make_session(stack.settings), signer, client_id=stack.platform.client_id,
                                  token_url=stack.platform.paths.token_url, audience=None, scopes=[SCORE])
     return token.token
 

@@ -14,14 +14,12 @@ from sqlalchemy import func, select
 from tool import clock
 from tool.ags.models import ServiceToken
 from tool.ags.tokens import (
-    SCOPE_LINEITEM,
-    SCOPE_LINEITEM_READONLY,
-    SCOPE_SCORE,
     DatabaseTokenStore,
     RedisTokenStore,
     TokenKey,
     make_token_store,
 )
+from tool.lti.claims import SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_SCORE
 from tests.e2e.ags_support import Ags, graded
 from tests.e2e.conftest import NewStack, Stack
 

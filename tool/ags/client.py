@@ -50,9 +50,6 @@ from tool.ags.http import (
 from tool.ags.lineitems import SCORE_TYPE, LineItem, service_url
 from tool.ags.score import Score
 from tool.ags.tokens import (
-    SCOPE_LINEITEM,
-    SCOPE_LINEITEM_READONLY,
-    SCOPE_SCORE,
     AccessTokens,
     CachedToken,
     PlatformRegistration,
@@ -62,6 +59,7 @@ from tool.ags.tokens import (
 )
 from tool.config import Settings
 from tool.lti.assertion import TokenRequestError, request_access_token
+from tool.lti.claims import SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_SCORE
 from tool.lti.keys import KeyStore
 
 __all__ = ["AgsClient", "LineItem", "Outcome", "is_canvas", "classify"]

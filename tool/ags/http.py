@@ -68,8 +68,9 @@ def timeouts(settings: Settings) -> tuple[float, float]:
     return (settings.http_connect_timeout_seconds, settings.http_timeout_seconds)
 
 
-def make_session(settings: Settings) -> requests.Session:
-    """A new pooled session: keep-alive connections, enough of them for the concurrency cap."""
+def make_session(settings: Settings, *, pool_size: int | None = None) -> requests.Session:
+    """A new pooled session with Tally's User-Agent: keep-alive connections, enough of them for
+    the concurrency cap (or `pool_size`). The web app's JWKS/NRPS/registration calls use one too."""
     http = requests.Session()
     http.headers["User-Agent"] = user_agent(settings)
     proxies = urllib.request.getproxies()
@@ -81,7 +82,7 @@ def make_session(settings: Settings) -> requests.Session:
         http.proxies.update({k: v for k, v in proxies.items() if k in ("http", "https", "all")})
     # Without pool_maxsize >= the cap, urllib3 opens extra connections and throws them away
     # after one request ("Connection pool is full, discarding connection").
-    size = max(10, settings.ags_concurrency)
+    size = pool_size or max(10, settings.ags_concurrency)
     adapter = HTTPAdapter(pool_connections=20, pool_maxsize=size)
     http.mount("http://", adapter)
     http.mount("https://", adapter)

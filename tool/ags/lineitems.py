@@ -20,7 +20,8 @@ import requests
 
 from tool.ags.http import AgsRefused, raise_for_answer
 from tool.ags.score import json_number
-from tool.ags.tokens import SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY, PlatformRegistration
+from tool.ags.tokens import PlatformRegistration
+from tool.lti.claims import SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY
 from tool.lti.nrps import next_page_url
 
 LINEITEM_TYPE = "application/vnd.ims.lis.v2.lineitem+json"

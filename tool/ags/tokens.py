@@ -44,11 +44,6 @@ from tool.db import upsert
 
 log = logging.getLogger(__name__)
 
-AGS = "https://purl.imsglobal.org/spec/lti-ags/scope/"
-SCOPE_SCORE = AGS + "score"
-SCOPE_LINEITEM = AGS + "lineitem"
-SCOPE_LINEITEM_READONLY = AGS + "lineitem.readonly"
-SCOPE_RESULT_READONLY = AGS + "result.readonly"
 
 RENEW_BEFORE_SECONDS = 60.0
 POLL_SECONDS = 0.05

@@ -16,7 +16,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tool.ags.score import format_timestamp
-from tool.ags.tokens import SCOPE_SCORE
+from tool.lti.claims import SCOPE_SCORE
 from tool.assessments.models import Assessment, Participation, Task, TaskPoints
 from tool.clock import utcnow
 from tool.db import upsert

@@ -19,11 +19,11 @@ from tool.delivery import rules
 from tool.delivery.models import DELIVERY_STATES, LineItemBinding, ScoreDelivery
 from tool.delivery.schedule import delivers, reschedule_binding, total_binding
 from tool.errors import NotFound, ToolError, ValidationError
+from tool.lti.claims import SCOPE_LINEITEM
 from tool.lti.models import Deployment, Offering, Person, Registration
 
 _T = cast(Table, ScoreDelivery.__table__)
 _B = cast(Table, LineItemBinding.__table__)
-SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 
 
 class MaximumFromLms(ToolError):

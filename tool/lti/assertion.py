@@ -44,18 +44,23 @@ class TokenRequestError(ToolError):
     code = "token_refused"
 
 
+def token_request_form(keys: KeyStore, *, client_id: str, token_url: str, audience: str | None,
+                       scopes: Iterable[str]) -> dict[str, str]:
+    """The client-credentials form a token endpoint takes, with a freshly signed assertion."""
+    return {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": client_assertion(keys, client_id=client_id, audience=audience or token_url),
+        "scope": " ".join(sorted(set(scopes))),
+    }
+
+
 def request_access_token(
     http: requests.Session, keys: KeyStore, *, client_id: str, token_url: str, audience: str | None,
     scopes: Iterable[str], timeout: float = 10.0,
 ) -> AccessToken:
     """Ask the platform for an access token with the client-credentials grant."""
-    scope_list = sorted(set(scopes))
-    data = {
-        "grant_type": "client_credentials",
-        "client_assertion_type": ASSERTION_TYPE,
-        "client_assertion": client_assertion(keys, client_id=client_id, audience=audience or token_url),
-        "scope": " ".join(scope_list),
-    }
+    data = token_request_form(keys, client_id=client_id, token_url=token_url, audience=audience, scopes=scopes)
     try:
         resp = http.post(token_url, data=data, timeout=timeout, headers={"Accept": "application/json"})
     except requests.RequestException as exc:
@@ -70,7 +75,7 @@ def request_access_token(
         body = resp.json()
         return AccessToken(
             token=str(body["access_token"]),
-            scopes=tuple(str(body.get("scope") or " ".join(scope_list)).split()),
+            scopes=tuple(str(body.get("scope") or data["scope"]).split()),
             expires_in=int(body.get("expires_in") or 3600),
         )
     except (ValueError, KeyError, TypeError) as exc:

@@ -26,6 +26,14 @@ LAUNCH_PRESENTATION = LTI + "launch_presentation"
 AGS_ENDPOINT = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 
+# Service scopes a tool asks for in its token requests (AGS 2.0, NRPS 2.0).
+AGS_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/"
+SCOPE_SCORE = AGS_SCOPE + "score"
+SCOPE_LINEITEM = AGS_SCOPE + "lineitem"
+SCOPE_LINEITEM_READONLY = AGS_SCOPE + "lineitem.readonly"
+SCOPE_RESULT_READONLY = AGS_SCOPE + "result.readonly"
+SCOPE_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
 MEMBERSHIP_SUB = "http://purl.imsglobal.org/vocab/lis/v2/membership/"
 INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from tool.config import Settings
 from tool.errors import ToolError
+from tool.lti.claims import SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_NRPS, SCOPE_RESULT_READONLY, SCOPE_SCORE
 from tool.lti.registry import add_registration, ensure_deployment
 
 TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
@@ -41,12 +42,6 @@ PLATFORM_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-platform-configura
 CANVAS_PRIVACY_LEVEL = "https://canvas.instructure.com/lti/privacy_level"
 CLOSE_MESSAGE = {"subject": "org.imsglobal.lti.close"}
 
-_AGS = "https://purl.imsglobal.org/spec/lti-ags/scope/"
-SCOPE_LINEITEM = _AGS + "lineitem"
-SCOPE_LINEITEM_READONLY = _AGS + "lineitem.readonly"
-SCOPE_RESULT_READONLY = _AGS + "result.readonly"
-SCOPE_SCORE = _AGS + "score"
-SCOPE_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 # Moodle maps these to its settings: any AGS scope => "accept grades: delegate to teacher",
 # the full lineitem scope => column management, NRPS => roster (PLATFORMS.md).
 TOOL_SCOPES = (SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY, SCOPE_SCORE, SCOPE_NRPS)

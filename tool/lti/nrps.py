@@ -21,7 +21,6 @@ import requests
 from tool.errors import ToolError
 
 MEMBERSHIP_CONTAINER_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
-SCOPE_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 # 1000 pages is 50 000 members at Canvas's page size: far beyond any course, so more means a loop.
 MAX_PAGES = 1000
 

@@ -25,10 +25,10 @@ from tool.config import Settings
 from tool.db import upsert
 from tool.errors import NotFound, ToolError
 from tool.lti.assertion import TokenRequestError, request_access_token
-from tool.lti.claims import Role, is_staff, map_roles
+from tool.lti.claims import SCOPE_NRPS, Role, is_staff, map_roles
 from tool.lti.keys import KeyStore
 from tool.lti.models import Course, Membership, Person, Registration
-from tool.lti.nrps import SCOPE_NRPS, Member, MemberStatus, RosterUnavailable, fetch_members
+from tool.lti.nrps import Member, MemberStatus, RosterUnavailable, fetch_members
 
 ACTIVE, INACTIVE, DELETED = "active", "inactive", "deleted"
 _MEMBERSHIP_STATUS = {MemberStatus.ACTIVE: ACTIVE, MemberStatus.INACTIVE: INACTIVE, MemberStatus.DELETED: DELETED}

@@ -23,10 +23,12 @@ from flask import Blueprint, make_response, redirect, render_template, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tool.ags.lineitems import LINEITEM_CONTAINER_TYPE
 from tool.errors import Forbidden, NotFound, RegistrationError, ValidationError
 from tool.lti import registry
-from tool.lti.assertion import ASSERTION_TYPE, client_assertion
-from tool.lti.dynreg import SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, manual_instructions, tool_urls
+from tool.lti.assertion import token_request_form
+from tool.lti.claims import SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY
+from tool.lti.dynreg import manual_instructions, tool_urls
 from tool.lti.models import Course, Deployment, LaunchRecord, Offering, Registration
 from tool.web.admin_auth import (
     ADMIN_COOKIE,
@@ -45,7 +47,6 @@ bp = Blueprint("admin", __name__)
 log = logging.getLogger("tool.admin")
 
 RECENT_LAUNCHES = 50
-LINEITEM_CONTAINER = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 _MAX_BODY = 4000
 
 
@@ -142,12 +143,8 @@ def _redact_token(text: str) -> str:
 
 def _probe_token(http: requests.Session, reg: dict[str, Any], keys: Any, timeout: float) -> tuple[ServiceProbe, str | None]:
     url = reg["auth_token_url"]
-    data = {
-        "grant_type": "client_credentials",
-        "client_assertion_type": ASSERTION_TYPE,
-        "client_assertion": client_assertion(keys, client_id=reg["client_id"], audience=reg["auth_audience"] or url),
-        "scope": " ".join([SCOPE_LINEITEM_READONLY, SCOPE_LINEITEM]),
-    }
+    data = token_request_form(keys, client_id=reg["client_id"], token_url=url, audience=reg["auth_audience"],
+                              scopes=[SCOPE_LINEITEM_READONLY, SCOPE_LINEITEM])
     try:
         resp = http.post(url, data=data, timeout=timeout, headers={"Accept": "application/json"})
     except requests.RequestException as exc:
@@ -164,7 +161,7 @@ def _probe_token(http: requests.Session, reg: dict[str, Any], keys: Any, timeout
 
 def _probe_lineitems(http: requests.Session, url: str, token: str, timeout: float) -> ServiceProbe:
     try:
-        resp = http.get(url, timeout=timeout, headers={"Accept": LINEITEM_CONTAINER, "Authorization": f"Bearer {token}"})
+        resp = http.get(url, timeout=timeout, headers={"Accept": LINEITEM_CONTAINER_TYPE, "Authorization": f"Bearer {token}"})
     except requests.RequestException as exc:
         return ServiceProbe("Line items", "GET", url, None, "unreachable", str(exc))
     return ServiceProbe("Line items", "GET", url, resp.status_code, resp.reason or "", resp.text[:_MAX_BODY])

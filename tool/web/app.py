@@ -12,13 +12,11 @@ from flask import Flask, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-import tool
+from tool.ags.http import make_session
 from tool.config import PROJECT_ROOT, Settings, load_settings
 from tool.db import make_engine, make_session_factory
 from tool.lti.jwks import PlatformKeys
 from tool.lti.keys import KeyStore
-
-USER_AGENT = f"Tally/{tool.__version__} (LTI 1.3 tool; +https://github.com/tally-lti)"
 
 
 @dataclass
@@ -53,20 +51,10 @@ class Services:
         self.http.close()
 
 
-def make_http_session() -> requests.Session:
-    """One pooled HTTP session with Tally's User-Agent (Canvas requires one since 2026)."""
-    http = requests.Session()
-    http.headers["User-Agent"] = USER_AGENT
-    adapter = requests.adapters.HTTPAdapter(pool_connections=20, pool_maxsize=20)
-    http.mount("http://", adapter)
-    http.mount("https://", adapter)
-    return http
-
-
 def make_services(settings: Settings, *, engine: Engine | None = None) -> Services:
     """Build the services of one process from its settings."""
     engine = engine or make_engine(settings.resolved_database_url)
-    http = make_http_session()
+    http = make_session(settings, pool_size=20)  # JWKS, NRPS, registration: tool.ags.http's session
     return Services(
         settings=settings,
         engine=engine,

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tool.errors import Forbidden, NotFound
-from tool.lti.claims import Role, is_staff
+from tool.lti.claims import SCOPE_LINEITEM, Role, is_staff
 from tool.lti.launch import Launch, launch_url
 from tool.lti.models import Course, Membership, Offering, Person, Registration
 from tool.lti.service import LaunchContext
@@ -32,9 +32,6 @@ def _roster(db: Session, course_id: int) -> list[dict[str, Any]]:
          "roles": [x for x in r.roles.split(",") if x], "last_launch_at": r.last_launch_at}
         for r in rows
     ]
-
-
-SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 
 
 @dataclass(frozen=True)
