@@ -61,14 +61,7 @@ def create_assessment(
     db.flush()
     for position, (task_title, task_max) in enumerate(tasks, start=1):
         db.add(Task(assessment_id=assessment.id, position=position, title=task_title, max_points=task_max))
-    students = [p.id for p in ledger.roster_students(db, course_id=course_id)]
-    if students:
-        db.execute(insert(Participation.__table__), [
-            {"assessment_id": assessment.id, "student_id": sid, "status": "pending", "manual_override": False,
-             "updated_at": utcnow()} for sid in students
-        ])
-    if source == "ledger":
-        refresh_ledger_points(db, assessment=assessment, student_ids=students)
+    ensure_participations(db, assessment=assessment, course_id=course_id)
     db.flush()
     return assessment
 
@@ -289,6 +282,7 @@ class PreviewRow:
     proposed_grade: str | None
     current_grade: str | None
     overridden: bool
+    current_scheme_id: int | None = None  # the scheme version that produced the current grade
 
     @property
     def changes(self) -> bool:
@@ -310,7 +304,7 @@ def preview(db: Session, *, assessment: Assessment, config: scheme_bands.SchemeC
     """Per participation: points, percentage, proposed and current grade (one query)."""
     rows = db.execute(
         select(Participation.id, Participation.student_id, Participation.status, Participation.points_total,
-               Participation.grade_value, Participation.manual_override)
+               Participation.grade_value, Participation.manual_override, Participation.grade_scheme_id)
         .where(Participation.assessment_id == assessment.id).order_by(Participation.id)
     )
     mx = assessment.max_points
@@ -319,7 +313,7 @@ def preview(db: Session, *, assessment: Assessment, config: scheme_bands.SchemeC
     # half points): grade each pair once.
     grades: dict[tuple[str, Decimal | None], str | None] = {}
     percents: dict[Decimal, Decimal] = {}
-    for pid, sid, status, pts, current, overridden in rows:
+    for pid, sid, status, pts, current, overridden, current_scheme in rows:
         pct = None
         if pts is not None and mx:
             pct = percents.get(pts)
@@ -333,7 +327,7 @@ def preview(db: Session, *, assessment: Assessment, config: scheme_bands.SchemeC
                 proposed = grades[key]
             else:
                 proposed = grades[key] = _proposed(config, status, pts, mx)
-        out.append(PreviewRow(pid, sid, status, pts, pct, proposed, current, bool(overridden)))
+        out.append(PreviewRow(pid, sid, status, pts, pct, proposed, current, bool(overridden), current_scheme))
     return out
 
 
@@ -428,13 +422,11 @@ def apply_scheme(db: Session, *, assessment: Assessment, scheme: GradeScheme, ac
                               "save its bands again to make them the next version, then apply that.")
     config = scheme_config(scheme, assessment)
     rows = preview(db, assessment=assessment, config=config)
-    current_source = dict(db.execute(select(Participation.id, Participation.grade_scheme_id)
-                                     .where(Participation.assessment_id == assessment.id)).all())
     changes = []
     for r in rows:
         if r.overridden:
             continue
-        produced_here = current_source.get(r.participation_id) == scheme.id or r.proposed_grade is None
+        produced_here = r.current_scheme_id == scheme.id or r.proposed_grade is None
         if r.changes or (r.proposed_grade is not None and not produced_here):
             changes.append(_change(r, scheme.id))
     already = scheme.applied_at is not None and not changes

@@ -14,9 +14,8 @@ the request's own transaction ended (on SQLite every transaction holds the write
 
 from __future__ import annotations
 
-import contextlib
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
 from pydantic import Field
@@ -55,12 +54,6 @@ class DeliverySettingsIn(ApiModel):
 SCHEMAS = [ResendIn, DeliverySettingsIn]
 
 
-@contextlib.contextmanager
-def _client() -> Iterator[Any]:
-    """The process's AGS client (one per process: pooled connections, tokens cached in memory)."""
-    yield get_services().ags()
-
-
 def _staff_offering(offering_id: int) -> int:
     offering = offering_of_course(offering_id, current_session())
     return offering.id
@@ -77,17 +70,16 @@ def sync_now(offering_id: int) -> tuple[int, StepResult]:
     force_due(db, offering_id=offering_id, now=utcnow())
     db.commit()  # ends the transaction before any HTTP
     services = get_services()
-    with _client() as client:
-        worker = DeliveryWorker(settings=services.settings, sessions=services.sessions, client=client,
-                                name=worker_name())
-        result = worker.drain(offering_id=offering_id, seconds=services.settings.delivery_sync_now_seconds)
+    worker = DeliveryWorker(settings=services.settings, sessions=services.sessions, client=services.ags(),
+                            name=worker_name())
+    result = worker.drain(offering_id=offering_id, seconds=services.settings.delivery_sync_now_seconds)
     return changed, result
 
 
 def _read_back(offering_id: int) -> ReadBack:
     get_db().commit()
-    with _client() as client:
-        return read_back(get_services().sessions, client, offering_id=offering_id)
+    services = get_services()
+    return read_back(services.sessions, services.ags(), offering_id=offering_id)
 
 
 # -- JSON ---------------------------------------------------------------------------------------
