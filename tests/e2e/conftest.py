@@ -160,8 +160,10 @@ def start_stack(engine: Engine, database_url: str, keys_dir: Path, key_path: Pat
     if keepalive:
         sandbox = SandboxServer(sandbox_app, port=sandbox_port).start()
         platform.connections.attach(sandbox.server)
+        platform.serve_on(sandbox.server)
     else:
         sandbox = ServerThread(sandbox_app, port=sandbox_port).start()
+        platform.serve_on(sandbox.server)
     return Stack(settings, tool, sandbox, platform, engine), [tool, sandbox, app.extensions["tally"]]
 
 

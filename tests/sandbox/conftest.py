@@ -210,6 +210,7 @@ def start_sandbox(
         }
         app = create_sandbox_app(SandboxConfig(**settings))
         deferred.app = app
+        app.extensions["sandbox"].serve_on(server.server)  # faults.refuse_connections reaches it
         server.start()
         servers.append(server)
         session = requests.Session()

@@ -24,6 +24,13 @@ LINEITEM_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
 LINEITEM_CONTAINER_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 SCORE_TYPE = "application/vnd.ims.lis.v1.score+json"
 RESULT_CONTAINER_TYPE = "application/vnd.ims.lis.v2.resultcontainer+json"
+MOODLE_RESULTS_BUG = (
+    "<!DOCTYPE html>\n<html dir=\"ltr\" lang=\"en\"><head><title>Error | Sandbox Moodle</title></head>\n"
+    "<body id=\"page-mod-lti-services\"><div class=\"errorbox alert alert-danger\" role=\"alert\">"
+    "<p class=\"errormessage\">Exception - Call to a member function out() on null</p>"
+    "<p class=\"errorcode\"><a href=\"https://docs.moodle.org/en/error/moodle/generalexceptionmessage\">"
+    "More information about this error</a></p></div></body></html>\n"
+)
 
 
 def _number(value: float) -> float | int:
@@ -217,6 +224,10 @@ class AgsService:
         self._check_context(context_id)
         self._authorize(SCOPE_RESULT_READONLY)
         item = self._item(item_id)
+        if self.platform.mode == "moodle" and request.args.get("limit") and "type_id" in request.args:
+            # Moodle 4.5.6's results.php builds its paging link only when type_id is absent, and
+            # Moodle always sends type_id: with `limit` it fails with an HTML error page.
+            return Response(MOODLE_RESULTS_BUG, status=404, content_type="text/html; charset=utf-8")
         results = sorted(self.store.results_of(item.id), key=lambda r: r.user_id)
         if "user_id" in request.args:
             results = [r for r in results if r.user_id == request.args["user_id"]]

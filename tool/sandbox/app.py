@@ -5,6 +5,7 @@ Endpoints (Moodle mode | Canvas mode; see paths.py):
     GET  /                                   launch page: course, links, people, the tool in an iframe
     POST /launch                             starts a login initiation (user_id, resource_link_id)
     GET  /gradebook                          line items x users, and every score post with its answer
+    POST /gradebook/grades                   a teacher types a grade into the gradebook (form or JSON)
     GET  /.well-known/openid-configuration   platform discovery
     GET  /mod/lti/certs.php | /api/lti/security/jwks                     platform JWKS
     GET, POST /mod/lti/auth.php | /api/lti/authorize_redirect           OIDC authorization
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, jsonify, redirect, render_template, request
 
 from tool.sandbox import ags, deeplink, dynreg, nrps, oidc, tokens
 from tool.sandbox.config import SandboxConfig
@@ -71,9 +72,34 @@ def register_pages(app: Flask, platform: Platform) -> None:
         return render_template("sandbox/gradebook.html", platform=platform, items=items, results=results,
                                students=students, posts=posts)
 
+    def edit_grade() -> Response | tuple[Response | str, int]:
+        # The gradebook page's "Set" button (a form) and the same for tests (JSON):
+        # {lineItemId, userId, score (null removes the grade), comment}.
+        data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+        data = data if isinstance(data, dict) else {}
+        raw_score = data.get("score", data.get("grade"))
+        try:
+            item_id = int(data.get("lineItemId", data.get("line_item_id", "")))
+            score = None if raw_score in (None, "") else float(raw_score)
+        except (TypeError, ValueError):
+            item_id, score = -1, None
+        user_id = str(data.get("userId", data.get("user_id", "")))
+        comment = data.get("comment") or None
+        if item_id not in platform.store.line_items or user_id not in platform.users:
+            problem = "Unknown line item or user, or the grade is not a number"
+            if request.is_json:
+                return jsonify(error=problem), 400
+            return render_template("sandbox/error.html", platform=platform, problem=problem), 400
+        result = platform.teacher_edits_grade(item_id, user_id, score, None if comment is None else str(comment))
+        if request.is_json:
+            return jsonify(lineItemId=item_id, userId=user_id, score=result.final, comment=result.comment,
+                           timestamp=result.timestamp_text)
+        return redirect("/gradebook#item-%d" % item_id, code=303)
+
     app.add_url_rule("/", "index", index)
     app.add_url_rule("/launch", "launch", launch, methods=["POST"])
     app.add_url_rule("/gradebook", "gradebook", gradebook)
+    app.add_url_rule("/gradebook/grades", "gradebook_edit", edit_grade, methods=["POST"])
 
 
 def create_sandbox_app(config: SandboxConfig) -> Flask:

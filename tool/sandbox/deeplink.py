@@ -8,8 +8,9 @@ accept_multiple, frame/iframe/window targets, a sesskey in the return URL; Canva
 accept_lineitem, a single item for assignment selection). The answer is a JWT signed by the
 tool: it is verified against the tool's JWKS (fetched over HTTP), its `iss` must be the
 client_id, its `aud` the platform, its deployment the one launched, and `data` must come back
-unchanged and only once. Each `ltiResourceLink` becomes a resource link of the course; its
-`lineItem` becomes the link's gradebook column.
+unchanged and only once. Each `ltiResourceLink` becomes a resource link of the course, whose
+launches carry the item's `custom` parameters; its `lineItem` becomes the link's gradebook
+column, which launches of the link name as their `lineitem` while it is the link's only one.
 """
 
 from __future__ import annotations
@@ -160,8 +161,10 @@ class DeepLinking:
         result = DeepLinkResult(msg=claims.get(DL + "msg"), errormsg=claims.get(DL + "errormsg"))
         with self.platform.store.lock:
             for item in items:
+                custom = item.get("custom") if isinstance(item.get("custom"), dict) else {}
                 link = ResourceLink(id=f"rl-{len(self.platform.resource_links) + 1}", title=str(item.get("title") or "Tally"),
-                                    description=str(item.get("text") or ""))
+                                    description=str(item.get("text") or ""),
+                                    custom=tuple(sorted((str(k), str(v)) for k, v in custom.items())))
                 self.platform.resource_links[link.id] = link
                 result.links.append(link)
                 line = item.get("lineItem")

@@ -23,13 +23,17 @@ class Failure:
 class Faults:
     """What the platform does wrong on purpose.
 
-    `down`: every AGS, NRPS and token call answers 503. `latency_ms`: added before each AGS
-    and NRPS call. `fail_next(...)`: the next n matching calls answer the given failure.
+    `down`: every AGS, NRPS and token call answers 503. `refuse_connections`: the server
+    answers nothing at all: every connection is reset as soon as it is accepted, kept-alive
+    ones included, so no request reaches the platform (a host that is down, not a 503).
+    `latency_ms`: added before each AGS and NRPS call. `fail_next(...)`: the next n matching
+    calls answer the given failure.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.down: bool = False
+        self.refuse_connections: bool = False
         self.latency_ms: int = 0
         self._queue: list[Failure] = []
 
@@ -71,5 +75,6 @@ class Faults:
         """Back to a healthy platform."""
         with self._lock:
             self.down = False
+            self.refuse_connections = False
             self.latency_ms = 0
             self._queue.clear()

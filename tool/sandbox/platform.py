@@ -10,6 +10,8 @@ import datetime as dt
 import json
 import os
 import secrets
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from tool.sandbox.config import SandboxConfig
 from tool.sandbox.counters import ConnectionCounter
 from tool.sandbox.faults import Faults
 from tool.sandbox.paths import Paths
-from tool.sandbox.store import Course, ResourceLink, SandboxUser, Store
+from tool.sandbox.store import Course, ResourceLink, Result, SandboxUser, Store
 from tool.sandbox.tokens import (
     SCOPE_LINEITEM,
     SCOPE_LINEITEM_READONLY,
@@ -67,6 +69,14 @@ def load_or_create_key(path: Path | None) -> rsa.RSAPrivateKey:
         with os.fdopen(fd, "wb") as fh:
             fh.write(pem)
     return key
+
+
+def reset(connection: socket.socket) -> None:
+    """Close a TCP connection with a reset (SO_LINGER 0): the client sees ECONNRESET, no answer."""
+    try:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finally:
+        connection.close()
 
 
 @dataclass(frozen=True)
@@ -291,7 +301,7 @@ class Platform:
                 "document_target": "iframe",
                 "return_url": self.config.base_url + "/",
             },
-            LTI + "custom": {},
+            LTI + "custom": dict(link.custom),  # what the link was made with (deep linking)
             AGS_CLAIM: self.ags_claim(resource_link_id),
             NRPS_CLAIM: {"context_memberships_url": self.paths.memberships_url, "service_versions": ["2.0"]},
         }
@@ -314,6 +324,51 @@ class Platform:
         with self._lock:
             self.launches.append(Launch(user_id, resource_link_id, self.now()))
         return token
+
+    # -- the gradebook, by hand ---------------------------------------------------------------
+
+    def teacher_edits_grade(self, line_item_id: int, user_id: str, score: float | None,
+                            comment: str | None = None) -> Result:
+        """A teacher types a grade (None: removes it) into the gradebook, outside AGS.
+
+        Moodle stores the edit with timestamp = now, so a tool's later score with an older
+        timestamp gets 409 (that is what protects the edit). Canvas leaves the result's
+        timestamp where the tool's last score put it: a resend is not refused.
+        """
+        with self.store.lock:
+            item = self.store.line_items[line_item_id]
+            result = self.store.results.get((item.id, user_id)) or Result(line_item_id=item.id, user_id=user_id)
+            result.raw = None if score is None else float(score)
+            result.final = None if score is None else (
+                min(max(float(score), 0.0), item.score_maximum) if self.mode == "moodle" else float(score))
+            if comment is not None:
+                result.comment = comment
+                if self.mode == "canvas":
+                    result.comments.append(comment)
+            if self.mode == "moodle":
+                now = self.now()
+                result.timestamp, result.timestamp_text = now, now.isoformat()
+            result.edited_by_teacher = True
+            self.store.results[(item.id, user_id)] = result
+            return result
+
+    # -- the server ----------------------------------------------------------------------------
+
+    def serve_on(self, server: Any) -> None:
+        """Let `faults.refuse_connections` reach a socketserver-style server (werkzeug's or ours):
+        while it is set, every accepted connection is reset before a byte is read."""
+        accept = server.get_request
+
+        def guarded_accept() -> Any:
+            connection, address = accept()
+            if self.faults.refuse_connections:
+                reset(connection)
+                raise OSError("the sandbox LMS refuses connections (outage)")
+            return connection, address
+
+        server.get_request = guarded_accept
+        if hasattr(server, "refusing"):
+            server.refusing = lambda: self.faults.refuse_connections  # kept-alive connections too
 
     # -- the tool ----------------------------------------------------------------------------
 

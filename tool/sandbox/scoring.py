@@ -140,6 +140,13 @@ def apply_score(mode: str, item: LineItem, user: SandboxUser | None, body: Any,
         result.needs_grading = body["gradingProgress"] == "PendingManual"
     result.activity_progress = body["activityProgress"]
     result.grading_progress = body["gradingProgress"]
-    result.timestamp = timestamp
-    result.timestamp_text = body["timestamp"]
+    result.edited_by_teacher = False
+    if mode == "moodle" and body["gradingProgress"] != "FullyGraded":
+        # Moodle stores any score that is not FullyGraded with its own clock, not the score's
+        # timestamp (measured on 4.5.6): a tool's next score, stamped when its change happened,
+        # can then be older than the stored one and get 409.
+        result.timestamp, result.timestamp_text = now, now.isoformat()
+    else:
+        result.timestamp = timestamp
+        result.timestamp_text = body["timestamp"]
     return result

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import socket
+import struct
 import sys
 import threading
 from http import HTTPStatus
@@ -76,6 +77,11 @@ class _Handler(BaseHTTPRequestHandler):
         return environ
 
     def _serve(self) -> None:
+        if self.server.refusing():
+            # An outage (Platform.serve_on): a kept-alive connection dies without an answer too.
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             self.send_error(HTTPStatus.LENGTH_REQUIRED, "Send the body with a Content-Length")
             self.close_connection = True
@@ -121,6 +127,7 @@ class KeepAliveServer(ThreadingHTTPServer):
     def __init__(self, app: WSGIApp, *, host: str = "127.0.0.1", port: int = 0, idle_timeout: float = 15.0) -> None:
         self.app = app
         self.idle_timeout = idle_timeout
+        self.refusing: Callable[[], bool] = lambda: False  # Platform.serve_on: an outage
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__((host, port), _Handler)

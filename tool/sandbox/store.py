@@ -55,6 +55,7 @@ class ResourceLink:
     id: str
     title: str
     description: str = ""
+    custom: tuple[tuple[str, str], ...] = ()  # custom parameters every launch of the link carries
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Result:
     timestamp_text: str | None = None
     attempts: int = 0  # Canvas: one submission attempt per score unless new_submission is false
     needs_grading: bool = False  # Canvas: PendingManual flags the submission
+    edited_by_teacher: bool = False  # the grade was typed into the gradebook (not an AGS score)
 
 
 @dataclass(frozen=True)
