@@ -32,6 +32,12 @@ def run_migrations_online() -> None:
         return
     engine = make_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
     with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # A batch migration copies a table, drops the original and renames the copy. With
+            # foreign keys on, SQLite's DROP TABLE deletes the rows first and cascades that to
+            # the tables that refer to it. Off before the transaction begins (it is a no-op
+            # inside one); the connection is not pooled, so the setting dies with it.
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()

@@ -33,7 +33,7 @@ class Assessment(Base):
     source: Mapped[str] = mapped_column(String(10), default="tasks")
     # For source = ledger: the type codes summed (None: every type).
     ledger_type_codes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
-    created_by: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -73,7 +73,7 @@ class Participation(Base):
     grade_scheme_id: Mapped[int | None] = mapped_column(ForeignKey("grade_scheme.id", ondelete="SET NULL"), nullable=True)
     manual_override: Mapped[bool] = mapped_column(Boolean, default=False)
     override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    override_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), nullable=True)
+    override_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"), nullable=True)
     override_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -109,10 +109,10 @@ class GradeScheme(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     version_hash: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_by: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    applied_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), nullable=True)
+    applied_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"), nullable=True)
 
 
 class GradeEvent(Base):

@@ -55,11 +55,13 @@ class GradeEntry(Base):
     graded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     status: Mapped[str] = mapped_column(String(10), default="ACTIVE")
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_by: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    # Who did it: removing that person leaves the record with an unknown actor (SET NULL), it
+    # never deletes it (migration 0006).
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), nullable=True)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"), nullable=True)
     updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    voided_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), nullable=True)
+    voided_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"), nullable=True)
     voided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     void_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
@@ -80,5 +82,5 @@ class GradeEntryRevision(Base):
     lesson_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     homework_submission_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     graded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    changed_by: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    changed_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"), nullable=True)
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

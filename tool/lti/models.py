@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tool.clock import utcnow
@@ -113,19 +113,38 @@ class Offering(Base):
     ags_scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     # NRPS claim of the latest launch.
     nrps_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # The deep link's `tally_source` custom parameter: which target the placement's own line
+    # item holds ("ledger_total" or "assessment"); None for a placement made by hand.
+    tally_source: Mapped[str | None] = mapped_column(String(40), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+def roles_include_student(roles: str) -> bool:
+    """True when a comma-separated Tally roles value names STUDENT."""
+    return "STUDENT" in roles.split(",")
+
+
+def _is_student_default(context: Any) -> bool:
+    return roles_include_student(context.get_current_parameters().get("roles") or "")
 
 
 class Membership(Base):
     """A person's Tally roles in a course, from their latest launch (or the roster)."""
 
     __tablename__ = "membership"
-    __table_args__ = (UniqueConstraint("course_id", "person_id"),)
+    __table_args__ = (
+        UniqueConstraint("course_id", "person_id"),
+        # The roster of a course: its active students, one index range.
+        Index("ix_membership_course_student", "course_id", "is_student", "status", "person_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
     roles: Mapped[str] = mapped_column(String(200), default="")  # comma-separated Tally roles
+    # A student of the course (STUDENT among `roles`): what every roster query filters on.
+    # Writers of `roles` set it too; an insert without it derives it from `roles`.
+    is_student: Mapped[bool] = mapped_column(Boolean, default=_is_student_default, server_default=false())
     lti_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     # active | inactive (left the LMS roster) | deleted (NRPS said so); entries stay either way.
     status: Mapped[str] = mapped_column(String(20), default="active")
