@@ -86,3 +86,13 @@ def db(clean_db: Engine) -> Iterator[Session]:
 def _reset_clock() -> Iterator[None]:
     yield
     clock.reset()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `postgres` run only when TOOL_DATABASE_URL names a PostgreSQL database."""
+    if (os.environ.get("TOOL_DATABASE_URL") or "").startswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set TOOL_DATABASE_URL=postgresql://…")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)

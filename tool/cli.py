@@ -7,6 +7,7 @@
     run                               tool + sandbox LMS on loopback (the embedded default)
     worker [--once]                   deliver scores to the LMS until Ctrl-C (production: one or more)
     sync --offering ID                compute an offering's scores again and deliver them now
+    verify --offering ID              check totals, grades and scores against what they come from (exit 1)
     serve                             the tool alone (use gunicorn `tool.web.wsgi:app` in production)
 """
 
@@ -232,6 +233,23 @@ def cmd_sync(args: argparse.Namespace) -> int:
         res.close()
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from tool.verify import verify_offering
+
+    settings = _settings()
+    worst = 0
+    with _session(settings) as db:
+        for offering_id in args.offering:
+            report = verify_offering(db, offering_id=offering_id)
+            db.rollback()
+            print(report.summary())
+            for difference in report.differences:
+                print("  " + difference.line())
+            print(f"  {len(report.differences)} differences" if report.differences else "  no difference")
+            worst = max(worst, 0 if report.ok else 1)
+    return worst
+
+
 # -- run / serve -------------------------------------------------------------------------
 
 
@@ -358,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--retry-failed", action="store_true", help="send failed scores again too")
     sync.add_argument("--quiet", action="store_true", help="no progress bar")
     sync.set_defaults(func=cmd_sync)
+
+    verify = sub.add_parser("verify", help="check an offering's totals, grades and scores against what they "
+                                           "come from; exit 1 on any difference")
+    verify.add_argument("--offering", type=int, action="append", required=True,
+                        help="the offering id (repeatable)")
+    verify.set_defaults(func=cmd_verify)
 
     run = sub.add_parser("run", help="start the tool and the sandbox LMS (the embedded default)")
     run.add_argument("--no-sandbox", action="store_true")

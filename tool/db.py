@@ -7,11 +7,13 @@ opened the session owns the transaction.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from decimal import Decimal
 
 from sqlalchemy import DateTime, Engine, Integer, MetaData, Numeric, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -118,6 +120,41 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+# SQLSTATEs after which PostgreSQL has rolled the transaction back and running it again may
+# succeed: serialization_failure, deadlock_detected.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+T = TypeVar("T")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for a serialization failure or a deadlock: the database rolled the transaction back."""
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, DBAPIError) and getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when the database could not be used at all: connection lost or refused, pool exhausted,
+    a retryable conflict that happened again."""
+    return isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)) or is_retryable(exc) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+def in_transaction(sessions: Callable[[], Session], work: Callable[[Session], T], *, attempts: int = 3) -> T:
+    """Run `work` in a new session and commit; again (up to `attempts` times) when the database
+    rolled it back for a deadlock or a serialization failure."""
+    for attempt in range(1, attempts + 1):
+        with sessions() as db:
+            try:
+                result = work(db)
+                db.commit()
+                return result
+            except DBAPIError as exc:
+                db.rollback()
+                if attempt == attempts or not is_retryable(exc):
+                    raise
+    raise AssertionError("unreachable")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

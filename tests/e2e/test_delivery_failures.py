@@ -9,9 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from tool.ags.client import Outcome
 from tool.clock import utcnow
-from tool.delivery.queue import claim_due, record_outcomes
+from tool.delivery.queue import Attempt, claim_due, record_outcomes
 from tests.e2e.conftest import Stack, start_stack, stop_all
 from tests.e2e.delivery_kit import Klass, canvas, klass, raw  # noqa: F401  (fixtures)
 
@@ -165,7 +164,9 @@ def test_rows_of_a_worker_that_died_come_free_when_its_claim_expires(klass: Klas
     assert other.drain().accepted == 1
     # The dead worker wakes up and reports an answer: the row is no longer its own.
     with sessions() as db:
-        late = record_outcomes(db, worker="dead-worker", results=[(dead.items[0], Outcome("failed", 400, "late"))],
+        late = record_outcomes(db, worker="dead-worker",
+                               results=[Attempt(dead.items[0], "failed", dead.items[0].version, status=400,
+                                                message="late")],
                                now=utcnow(), backoff_base=2, backoff_cap=60)
         db.commit()
     assert late.lost_claims == 1

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from tool import cli
 from tool.clock import utcnow
 from tool.db import make_engine, make_session_factory
-from tool.delivery.queue import claim_due, record_outcomes
+from tool.delivery.queue import Attempt, claim_due, record_outcomes
 from tool.delivery.worker import DeliveryWorker, StepResult, WorkerThread
 from tests.e2e.conftest import Stack, start_stack, stop_all
 from tests.e2e.delivery_kit import Klass, raw
@@ -195,8 +195,9 @@ def test_a_change_saved_while_its_score_is_on_the_wire_goes_out_right_after(klas
     outcomes = worker.client.post_scores(claim.registrations[claim.items[0].registration_id],
                                          [(c.lineitem_url, c.score) for c in claim.items])
     with worker.sessions() as db:
-        done = record_outcomes(db, worker="w", results=list(zip(claim.items, outcomes)), now=utcnow(),
-                               backoff_base=2, backoff_cap=60)
+        sent = [Attempt(c, o.kind, c.version, sent=c.score.to_json(), status=o.status, message=o.message)
+                for c, o in zip(claim.items, outcomes)]
+        done = record_outcomes(db, worker="w", results=sent, now=utcnow(), backoff_base=2, backoff_cap=60)
         db.commit()
     assert done.accepted == 1 and raw(k.result(ann)) == D("11.00")
     row = k.rows()[ann]

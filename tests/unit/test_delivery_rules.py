@@ -180,19 +180,17 @@ def test_many_changes_within_one_second_get_strictly_increasing_distinct_seconds
     assert seconds == sorted(set(seconds)) and len(seconds) == 5
 
 
-def test_an_attempt_keeps_the_changes_own_time_when_the_platform_never_saw_that_second() -> None:
-    desired = at("2026-11-23T10:00:05.5")
-    assert rules.send_timestamp(desired, at("2026-11-23T10:00:04.9"), at("2026-11-23T11:00:00")) == desired
-    assert rules.send_timestamp(desired, None, at("2026-11-23T11:00:00")) == desired
+def test_a_score_stamped_again_comes_after_the_lms_own_time_and_what_tally_sent() -> None:
+    sent = at("2026-11-23T10:00:05.5")
+    now = at("2026-11-23T10:00:06.2")
+    assert rules.stamp_after(at("2026-11-23T10:00:25.1"), sent=sent, now=now) == at("2026-11-23T10:00:26")
+    assert rules.stamp_after(None, sent=sent, now=now) == now  # the LMS did not say: now, past what was sent
+    assert rules.stamp_after(at("2026-11-23T10:00:06.0"), sent=sent, now=now) == at("2026-11-23T10:00:07")
 
 
-def test_a_retry_gets_a_newer_timestamp_than_the_attempt_the_platform_may_have_stored() -> None:
-    desired = at("2026-11-23T10:00:05.5")
-    now = at("2026-11-23T10:00:05.8")
-    retry = rules.send_timestamp(desired, desired, now)
-    assert rules.whole_second(retry) > rules.whole_second(desired)
-    later = at("2026-11-23T10:03:00.25")
-    assert rules.send_timestamp(desired, desired, later) == later
+def test_latest_skips_what_is_unknown() -> None:
+    assert rules.latest(None, at("2026-11-23T10:00:05"), None, at("2026-11-23T10:00:04")) == at("2026-11-23T10:00:05")
+    assert rules.latest(None) is None
 
 
 # -- backoff -------------------------------------------------------------------------------------
@@ -240,3 +238,49 @@ def test_the_read_back_says_how_the_lms_differs_from_what_it_accepted(accepted: 
     assert rules.compare_result(accepted, result) == kind
     if kind is not None:
         assert rules.DIFFERENCE_TEXT[kind]
+
+
+# -- what the LMS holds after a conflict --------------------------------------------------------------
+
+NOT_READY = Score(user_id="7", activity_progress=AP.INITIALIZED, grading_progress=GP.NOT_READY)
+
+
+@pytest.mark.parametrize("score, result, holds", [
+    (_graded(None, "8"), _result("80"), True),  # rescaled to a column of 100
+    (_graded(None, "8"), _result("80", comment="Grade 1.3"), True),  # its comment unknown to the score: fine
+    (_graded(None, "8"), _result("45"), False),
+    (_graded(None, "8"), _result(None), False),
+    (_graded(None, "8"), None, False),
+    (NOT_READY, None, True),
+    (NOT_READY, _result(None), True),
+    (NOT_READY, _result("45"), False),
+])
+def test_what_the_lms_holds_is_compared_on_the_columns_scale(score: Score, result: rules.LmsResult | None,
+                                                            holds: bool) -> None:
+    assert rules.lms_holds(score, result) is holds
+
+
+def test_a_different_comment_is_not_tallys_score() -> None:
+    graded = Score(user_id="7", activity_progress=AP.COMPLETED, grading_progress=GP.FULLY_GRADED,
+                   score_given=D("8"), score_maximum=D("10"), comment="Grade 1.3")
+    assert rules.lms_holds(graded, _result("80", comment="Grade 1.3"))
+    assert not rules.lms_holds(graded, _result("80", comment="Checked by hand"))
+
+
+@pytest.mark.parametrize("sent, last, result, restamps, verdict", [
+    # The LMS holds the refused score itself: an earlier attempt (a timeout) was stored.
+    (_graded(None, "8"), _graded(None, "4"), _result("80"), 0, rules.Verdict.DELIVERED),
+    # It holds what Tally last delivered: its own clock stamped that later (Moodle, not FullyGraded).
+    (_graded(None, "8"), NOT_READY, _result(None), 0, rules.Verdict.RESTAMP),
+    (_graded(None, "8"), _graded(None, "4"), _result("40"), 0, rules.Verdict.RESTAMP),
+    (_graded(None, "8"), None, None, 0, rules.Verdict.RESTAMP),  # nothing delivered, nothing held
+    # Something else: a teacher changed the grade in the LMS.
+    (_graded(None, "8"), _graded(None, "4"), _result("45"), 0, rules.Verdict.SUPERSEDED),
+    (_graded(None, "8"), None, _result("45"), 0, rules.Verdict.SUPERSEDED),
+    (_graded(None, "8"), NOT_READY, _result("45"), 0, rules.Verdict.SUPERSEDED),
+    # Stamped again too often: the conflict is believed.
+    (_graded(None, "8"), NOT_READY, _result(None), rules.MAX_RESTAMPS, rules.Verdict.SUPERSEDED),
+])
+def test_a_conflict_is_read_back_before_it_is_believed(sent: Score, last: Score | None, result: rules.LmsResult | None,
+                                                       restamps: int, verdict: rules.Verdict) -> None:
+    assert rules.conflict_verdict(sent, last, result, restamps=restamps) is verdict

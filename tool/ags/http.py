@@ -11,6 +11,7 @@ Score posts do not raise: `tool.ags.client` turns the same facts into an `Outcom
 from __future__ import annotations
 
 import email.utils
+import html
 import json
 import os
 import re
@@ -148,9 +149,24 @@ def _json_words(body: dict[str, Any]) -> str:
     return ""
 
 
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _html_words(resp: requests.Response, text: str) -> str:
+    """One line for an HTML page (an LMS's error page): its title, never its markup."""
+    match = _TITLE.search(text[:20000])
+    title = " ".join(_TAG.sub(" ", html.unescape(match.group(1))).split())[:120] if match else ""
+    return "an HTML page instead of an AGS answer" + (f" ({title})" if title else "")
+
+
 def platform_words(resp: requests.Response) -> str:
-    """What the platform said: Canvas's JSON errors, an OAuth error, Moodle's reason phrase, or the body."""
+    """What the platform said: Canvas's JSON errors, an OAuth error, Moodle's reason phrase, or the
+    body; an HTML page (an error page) as its status and title in one line."""
     text = resp.text.strip()
+    if "html" in resp.headers.get("Content-Type", "").lower() or text[:15].lower().startswith(("<!doctype html",
+                                                                                               "<html")):
+        return _html_words(resp, text)
     body: Any = None
     if text[:1] in ("[", "{"):
         try:

@@ -10,6 +10,7 @@ URLs keep their query string: Moodle's line item URL is
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -223,10 +224,24 @@ def parse_result(data: Any) -> dict[str, Any] | None:
 
 def iter_results(caller: ServiceCaller, reg: PlatformRegistration, lineitem_url: str, *,
                  user_id: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
-    """Every result of a line item (what the gradebook holds now), all pages read."""
-    url = with_query(service_url(lineitem_url, "/results"),
-                     {"user_id": user_id, "limit": str(limit) if limit else None})
-    for page in _pages(caller, reg, url, scopes=RESULT_SCOPES, accept=RESULT_CONTAINER_TYPE, what="the results"):
+    """Every result of a line item (what the gradebook holds now), all pages read.
+
+    Moodle 4.5.6 answers a results request with `limit` by a 404 HTML page (its results.php
+    builds the paging link only without `type_id`, which Moodle's own URLs always carry);
+    without `limit` it answers every result at once. So a first page refused with 404 is asked
+    again without `limit`.
+    """
+    base = with_query(service_url(lineitem_url, "/results"), {"user_id": user_id})
+    pages = _pages(caller, reg, with_query(base, {"limit": str(limit) if limit else None}), scopes=RESULT_SCOPES,
+                   accept=RESULT_CONTAINER_TYPE, what="the results")
+    try:
+        first = next(pages, [])
+    except AgsRefused as exc:
+        if not limit or exc.status != 404:
+            raise
+        pages = _pages(caller, reg, base, scopes=RESULT_SCOPES, accept=RESULT_CONTAINER_TYPE, what="the results")
+        first = next(pages, [])
+    for page in itertools.chain([first], pages):
         for data in page:
             result = parse_result(data)
             if result is not None:

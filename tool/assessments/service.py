@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tool.assessments.models import Assessment, GradeEvent, GradeScheme, Participation, Task, TaskPoints
@@ -46,6 +47,43 @@ class OverrideInvalid(ToolError):
 # -- assessments and participations --------------------------------------------------------
 
 
+# -- locks: one writer of an assessment's participations and grades at a time ----------------------
+
+
+def _locks_rows(db: Session) -> bool:
+    return db.get_bind().dialect.name == "postgresql"
+
+
+def lock_assessment(db: Session, assessment: Assessment) -> Assessment:
+    """Lock the assessment for this transaction (PostgreSQL; SQLite serialises every writer) and read
+    it as committed now. Every writer of its participations takes this lock first, so under READ
+    COMMITTED each sees the changes committed before it (two applies: one changes the grades)."""
+    if _locks_rows(db):
+        db.execute(select(Assessment).where(Assessment.id == assessment.id).with_for_update(key_share=True)
+                   .execution_options(populate_existing=True))
+    return assessment
+
+
+def lock_assessments(db: Session, ids: Iterable[int]) -> list[Assessment]:
+    """Lock these assessments in id order (the lock order of every writer); them, in that order."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    stmt = select(Assessment).where(Assessment.id.in_(wanted)).order_by(Assessment.id)
+    if _locks_rows(db):
+        stmt = stmt.with_for_update(key_share=True).execution_options(populate_existing=True)
+    return list(db.scalars(stmt))
+
+
+def lock_ledger_fed(db: Session, *, offering_id: int) -> list[Assessment]:
+    """The offering's ledger-fed assessments, locked in id order: a ledger change refreshes them."""
+    stmt = select(Assessment).where(Assessment.offering_id == offering_id, Assessment.source == "ledger") \
+        .order_by(Assessment.id)
+    if _locks_rows(db):
+        stmt = stmt.with_for_update(key_share=True).execution_options(populate_existing=True)
+    return list(db.scalars(stmt))
+
+
 def create_assessment(
     db: Session, *, offering_id: int, course_id: int, title: str, max_points: Decimal, source: str, kind: str,
     ledger_type_codes: Sequence[str] | None, tasks: Sequence[tuple[str, Decimal]], actor_id: int,
@@ -61,26 +99,44 @@ def create_assessment(
     db.flush()
     for position, (task_title, task_max) in enumerate(tasks, start=1):
         db.add(Task(assessment_id=assessment.id, position=position, title=task_title, max_points=task_max))
-    ensure_participations(db, assessment=assessment, course_id=course_id)
     db.flush()
+    add_participations(db, assessment=assessment,
+                       student_ids=[p.id for p in ledger.roster_students(db, course_id=course_id)])
     return assessment
 
 
-def ensure_participations(db: Session, *, assessment: Assessment, course_id: int) -> int:
-    """Add a participation for every roster student who joined after the assessment was made."""
+def missing_participants(db: Session, *, assessment: Assessment, course_id: int,
+                         candidates: Iterable[int] | None = None) -> list[int]:
+    """Roster students (of `candidates`, when given) without a participation yet (read only)."""
+    roster = ledger.roster_student_ids(db, course_id=course_id, candidates=candidates)
+    if not roster:
+        return []
     have = set(db.scalars(select(Participation.student_id).where(Participation.assessment_id == assessment.id)))
-    missing = [p.id for p in ledger.roster_students(db, course_id=course_id) if p.id not in have]
-    if not missing:
-        return 0
-    db.execute(insert(Participation.__table__), [
+    return sorted(roster - have)
+
+
+def add_participations(db: Session, *, assessment: Assessment, student_ids: Sequence[int]) -> list[int]:
+    """A pending participation for each student who has none (the caller holds the assessment's
+    lock); a ledger-fed one gets its points and grade at once. The ids of the students added.
+
+    Callers go through tool/gradebook, which schedules the new participations' scores.
+    """
+    if not student_ids:
+        return []
+    dialect = db.get_bind().dialect.name
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Participation.__table__) \
+        .on_conflict_do_nothing(index_elements=["assessment_id", "student_id"]) \
+        .returning(Participation.__table__.c.student_id)
+    now = utcnow()
+    db.flush()
+    added = sorted(r[0] for r in db.connection().execute(stmt, [
         {"assessment_id": assessment.id, "student_id": sid, "status": "pending", "manual_override": False,
-         "updated_at": utcnow()} for sid in missing
-    ])
-    if assessment.source == "ledger":
-        parts = refresh_ledger_points(db, assessment=assessment, student_ids=missing)
+         "updated_at": now} for sid in sorted(set(student_ids))]))
+    if added and assessment.source == "ledger":
+        parts = refresh_ledger_points(db, assessment=assessment, student_ids=added)
         regrade(db, assessment=assessment, parts=parts, actor_id=None)
     db.flush()
-    return len(missing)
+    return added
 
 
 def get_assessment(db: Session, assessment_id: int) -> Assessment:
@@ -120,18 +176,14 @@ def task_points_of(db: Session, *, assessment_id: int) -> dict[int, dict[int, De
     return out
 
 
-def participation(db: Session, *, assessment: Assessment, student_id: int, course_id: int) -> Participation:
-    """The student's participation, created for a roster student who joined later."""
-    p = db.scalar(select(Participation).where(Participation.assessment_id == assessment.id,
-                                              Participation.student_id == student_id))
-    if p is not None:
-        return p
-    ledger.require_students(db, course_id=course_id, student_ids=[student_id])
-    p = Participation(assessment_id=assessment.id, student_id=student_id, status="pending", manual_override=False,
-                      updated_at=utcnow())
-    db.add(p)
-    db.flush()
-    return p
+def find_participation(db: Session, *, assessment_id: int, student_id: int,
+                       fresh: bool = False) -> Participation | None:
+    """The student's participation, if any (`fresh`: as committed now, after a lock)."""
+    stmt = select(Participation).where(Participation.assessment_id == assessment_id,
+                                       Participation.student_id == student_id)
+    if fresh:
+        stmt = stmt.execution_options(populate_existing=True)
+    return db.scalar(stmt)
 
 
 def set_points(
@@ -183,6 +235,17 @@ def set_status(db: Session, *, assessment: Assessment, part: Participation, stat
     return part
 
 
+def ledger_points(totals: ledger.Totals | None, codes: Iterable[str]) -> Decimal | None:
+    """A ledger-fed participation's points: the student's active total (of these type codes, when
+    any are chosen); None without an active entry."""
+    if totals is None or totals.count == 0:
+        return None
+    wanted = set(codes)
+    if wanted:
+        return sum((v for code, v in totals.by_type.items() if code in wanted), ZERO)
+    return totals.total
+
+
 def refresh_ledger_points(db: Session, *, assessment: Assessment, student_ids: Iterable[int]) -> list[Participation]:
     """Recompute a ledger-fed assessment's totals for these students (one aggregate query)."""
     ids = list(set(student_ids))
@@ -190,16 +253,12 @@ def refresh_ledger_points(db: Session, *, assessment: Assessment, student_ids: I
         return []
     totals = ledger.totals_by_student(db, offering_id=assessment.offering_id, student_ids=ids)
     codes = set(assessment.ledger_type_codes or [])
+    # As committed now (the caller holds the assessment's lock), not as this session last saw them.
     parts = list(db.scalars(select(Participation).where(Participation.assessment_id == assessment.id,
-                                                        Participation.student_id.in_(ids))))
+                                                        Participation.student_id.in_(ids))
+                            .execution_options(populate_existing=True)))
     for part in parts:
-        t = totals.get(part.student_id)
-        if t is None or t.count == 0:
-            total = None
-        elif codes:
-            total = sum((v for code, v in t.by_type.items() if code in codes), ZERO)
-        else:
-            total = t.total
+        total = ledger_points(totals.get(part.student_id), codes)
         part.points_total = total
         if part.status in ("pending", "graded"):
             part.status = "graded" if total is not None else "pending"
@@ -207,10 +266,11 @@ def refresh_ledger_points(db: Session, *, assessment: Assessment, student_ids: I
     return parts
 
 
-def ledger_changed(db: Session, *, offering_id: int, student_ids: Sequence[int], actor_id: int | None) -> list[Participation]:
-    """After a ledger change: refresh and regrade the ledger-fed assessments of the offering."""
+def ledger_changed(db: Session, *, assessments: Sequence[Assessment], student_ids: Sequence[int],
+                   actor_id: int | None) -> list[Participation]:
+    """After a ledger change: refresh and regrade these ledger-fed assessments (locked: lock_ledger_fed)."""
     changed: list[Participation] = []
-    for a in db.scalars(select(Assessment).where(Assessment.offering_id == offering_id, Assessment.source == "ledger")):
+    for a in assessments:
         parts = refresh_ledger_points(db, assessment=a, student_ids=student_ids)
         regrade(db, assessment=a, parts=parts, actor_id=actor_id)
         changed.extend(parts)
@@ -290,7 +350,9 @@ class PreviewRow:
         return not self.overridden and self.proposed_grade != self.current_grade
 
 
-def _proposed(config: scheme_bands.SchemeConfig, status: str, points: Decimal | None, max_points: Decimal) -> str | None:
+def proposed_grade(config: scheme_bands.SchemeConfig, status: str, points: Decimal | None,
+                   max_points: Decimal) -> str | None:
+    """The grade a scheme gives a participation of this status and points (None: no grade)."""
     if status == "exempt":
         return None
     if status == "absent":
@@ -326,7 +388,7 @@ def preview(db: Session, *, assessment: Assessment, config: scheme_bands.SchemeC
             if key in grades:
                 proposed = grades[key]
             else:
-                proposed = grades[key] = _proposed(config, status, pts, mx)
+                proposed = grades[key] = proposed_grade(config, status, pts, mx)
         out.append(PreviewRow(pid, sid, status, pts, pct, proposed, current, bool(overridden), current_scheme))
     return out
 
@@ -416,7 +478,12 @@ def _change(row: PreviewRow, scheme_id: int) -> dict[str, Any]:
 
 
 def apply_scheme(db: Session, *, assessment: Assessment, scheme: GradeScheme, actor_id: int) -> ApplyResult:
-    """Grade every participation with this version (overrides skipped); idempotent."""
+    """Grade every participation with this version (overrides skipped); idempotent, also when several
+    applies of one version run at once: the assessment is locked and the version read again, so
+    the first changes the grades and the others find them applied."""
+    lock_assessment(db, assessment)
+    scheme = db.scalar(select(GradeScheme).where(GradeScheme.id == scheme.id)
+                       .execution_options(populate_existing=True)) or scheme
     if not scheme.active:
         raise SchemeNotActive(f"Version {scheme.version} is no longer the active version of this scheme; "
                               "save its bands again to make them the next version, then apply that.")
@@ -451,7 +518,7 @@ def regrade(db: Session, *, assessment: Assessment, parts: Sequence[Participatio
     for p in parts:
         if p.manual_override:
             continue
-        proposed = _proposed(config, p.status, p.points_total, assessment.max_points)
+        proposed = proposed_grade(config, p.status, p.points_total, assessment.max_points)
         if proposed != p.grade_value or (proposed is not None and p.grade_scheme_id != scheme.id):
             pct = None
             row = PreviewRow(p.id, p.student_id, p.status, p.points_total, pct, proposed, p.grade_value, False)

@@ -2,9 +2,13 @@
 
 Which line item, in order:
 
-1. the total uses the launch's own `lineitem` when the platform sent one — it does when the
-   placement has exactly one line item (AGS §3.1; Moodle: the activity's grade item) — and
-   no other target of the offering uses it; the total's maximum is then that line item's;
+1. the launch's own `lineitem`, when the platform sent one — it does when the placement has
+   exactly one line item (AGS §3.1; Moodle: the activity's grade item) — and no other target
+   of the offering uses it, goes to the target the placement was made for: the total, unless
+   the placement was deep linked as "an exam or course grade" (custom `tally_source =
+   assessment`), then the offering's first assessment. That target's maximum is then the line
+   item's (the total) or written to it (an assessment). A deep-linked item carries the
+   resourceId `tally:<source>`; it is recognised as that target's own column;
 2. otherwise the line item with the target's resourceId (and the placement's
    resource_link_id) in the platform's container, found with its query filters, every page
    followed;
@@ -25,10 +29,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tool.ags.client import LineItem
+from tool.assessments.models import Assessment
 from tool.ags.http import AgsUnavailable
 from tool.delivery import rules
 from tool.delivery.models import LineItemBinding, ScoreDelivery
@@ -80,6 +85,8 @@ class BindingJob:
     registration: Registration
     attempts: int
     container_url: str | None = None  # the container it was bound in
+    owns_launch_item: bool = False  # the target the placement's own line item is for
+    deep_link_resource_id: str | None = None  # `tally:<source>` when the placement was deep linked for it
 
     @property
     def update_only(self) -> bool:
@@ -121,6 +128,7 @@ def claim_bindings(db: Session, *, worker: str, now: dt.datetime, claim_seconds:
     if db.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True, of=LineItemBinding)
     jobs = []
+    first_assessment: dict[int, int | None] = {}
     for binding, offering, registration_id in db.execute(stmt).all():
         if binding.lineitem_url is not None and not binding.needs_update and \
                 not stale_binding(offering.ags_lineitems_url, binding.container_url):
@@ -132,6 +140,10 @@ def claim_bindings(db: Session, *, worker: str, now: dt.datetime, claim_seconds:
             LineItemBinding.offering_id == offering.id, LineItemBinding.id != binding.id)) if url)
         binding.claimed_by, binding.claim_expires_at = worker, now + dt.timedelta(seconds=claim_seconds)
         binding.attempts += 1
+        if offering.id not in first_assessment:
+            first_assessment[offering.id] = db.scalar(select(func.min(Assessment.id)).where(
+                Assessment.offering_id == offering.id))
+        owner = launch_item_target(offering.tally_source, first_assessment[offering.id])
         jobs.append(BindingJob(
             binding_id=binding.id, offering_id=offering.id, target=binding.target, label=binding.label,
             score_maximum=binding.score_maximum, maximum_source=binding.maximum_source,
@@ -140,9 +152,37 @@ def claim_bindings(db: Session, *, worker: str, now: dt.datetime, claim_seconds:
             launch_lineitem_url=offering.ags_lineitem_url, taken_urls=taken,
             granted=tuple(offering.ags_scopes or ()), registration=registration,
             attempts=binding.attempts, container_url=binding.container_url,
+            owns_launch_item=binding.target == owner,
+            deep_link_resource_id=deep_link_resource_id(offering.tally_source) if binding.target == owner else None,
         ))
     db.flush()
     return jobs
+
+
+def launch_item_target(tally_source: str | None, first_assessment_id: int | None) -> str | None:
+    """Which target the placement's own line item is the column of (None: none yet).
+
+    A placement deep linked as "an exam or course grade" keeps its line item for its first
+    assessment (none until the teacher makes one); any other placement gives it to the total.
+    """
+    if tally_source == "assessment":
+        return rules.assessment_target(first_assessment_id) if first_assessment_id is not None else None
+    return rules.TOTAL_TARGET
+
+
+def deep_link_resource_id(tally_source: str | None) -> str | None:
+    """The resourceId Tally gave a deep-linked item of this source (tool/lti/deeplink.py)."""
+    return f"tally:{tally_source}" if tally_source else None
+
+
+def _own_resource_ids(job: BindingJob) -> tuple[str | None, ...]:
+    """The resourceIds a launch's line item may carry to be this target's own column."""
+    ids: tuple[str | None, ...] = (None, job.resource_id)
+    if job.target == rules.TOTAL_TARGET:
+        ids += (deep_link_resource_id("ledger_total"),)
+    if job.deep_link_resource_id:
+        ids += (job.deep_link_resource_id,)
+    return ids
 
 
 def _wanted(job: BindingJob) -> LineItem:
@@ -153,26 +193,42 @@ def _wanted(job: BindingJob) -> LineItem:
 def _bind(client: LineItemService, job: BindingJob) -> BindingResult:
     reg = job.registration
     launch = job.launch_lineitem_url
-    if job.target == rules.TOTAL_TARGET and launch and launch not in job.taken_urls:
+    if job.owns_launch_item and launch and launch not in job.taken_urls:
         item = client.get_lineitem(reg, launch, granted=job.granted)
-        # The launch's line item is the placement's only column; the total takes it unless it
-        # is a column Tally made for something else (an assessment's resourceId).
-        if item.resource_id in (None, rules.TOTAL_RESOURCE_ID):
+        # The launch's line item is the placement's only column; its target takes it unless it
+        # is a column Tally made for something else (another target's resourceId).
+        if item.resource_id in _own_resource_ids(job):
+            if job.target == rules.TOTAL_TARGET:
+                return BindingResult(lineitem_url=launch, container_url=job.lineitems_url, bound_via="launch",
+                                     lms_maximum=item.score_maximum)
+            # An assessment keeps its own maximum and title: written to the LMS's column.
+            updated = item.label != job.label or item.score_maximum != job.score_maximum
+            if updated:
+                client.update_lineitem(reg, LineItem(id=launch, label=job.label, score_maximum=job.score_maximum,
+                                                     resource_id=item.resource_id, tag=item.tag))
             return BindingResult(lineitem_url=launch, container_url=job.lineitems_url, bound_via="launch",
-                                 lms_maximum=item.score_maximum)
+                                 updated=updated)
     if not job.lineitems_url:
         return BindingResult(error="The LMS names no line-items container for this placement, so Tally can "
                                    "neither find nor create this column (in Moodle, give the tool "
                                    "\"column management\").", retryable=False)
-    found = [i for i in client.list_lineitems(reg, job.lineitems_url, resource_id=job.resource_id,
-                                              resource_link_id=job.resource_link_id, granted=job.granted)
-             if i.id and i.id not in job.taken_urls]
+    found: list[LineItem] = []
+    # Its own resourceId; then, for the deep-linked target, the deep link's (Moodle no longer
+    # names a link's line item once the link has two, and a course copy names another one).
+    for resource_id in (job.resource_id, job.deep_link_resource_id):
+        if resource_id is None or found:
+            continue
+        found = [i for i in client.list_lineitems(reg, job.lineitems_url, resource_id=resource_id,
+                                                  resource_link_id=job.resource_link_id, granted=job.granted)
+                 if i.id and i.id not in job.taken_urls]
     if found:
         item = found[0]
         updated = False
         if item.label != job.label or item.score_maximum != job.score_maximum:
+            own = item.resource_id == job.resource_id  # a deep-linked item keeps its resourceId
             client.update_lineitem(reg, LineItem(id=item.id, label=job.label, score_maximum=job.score_maximum,
-                                                 resource_id=job.resource_id, tag=job.tag))
+                                                 resource_id=job.resource_id if own else item.resource_id,
+                                                 tag=job.tag if own else item.tag))
             updated = True
         return BindingResult(lineitem_url=item.id, container_url=job.lineitems_url, bound_via="found",
                              updated=updated)
@@ -187,9 +243,12 @@ def resolve(client: LineItemService, job: BindingJob) -> BindingResult:
             if job.bound_via == "launch" and job.maximum_source == "lms":
                 return BindingResult(lineitem_url=job.lineitem_url, container_url=job.lineitems_url,
                                      bound_via=job.bound_via)
+            # The placement's own column keeps the resourceId and tag the LMS (or the deep link) gave it.
+            own = job.bound_via != "launch"
             client.update_lineitem(job.registration, LineItem(id=job.lineitem_url, label=job.label,
                                                               score_maximum=job.score_maximum,
-                                                              resource_id=job.resource_id, tag=job.tag))
+                                                              resource_id=job.resource_id if own else None,
+                                                              tag=job.tag if own else None))
             return BindingResult(lineitem_url=job.lineitem_url, container_url=job.lineitems_url,
                                  bound_via=job.bound_via, updated=True)
         return _bind(client, job)

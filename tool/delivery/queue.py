@@ -2,14 +2,18 @@
 
 A worker step is three short transactions and no transaction around the HTTP calls:
 
-1. `claim_due` picks due rows and marks them claimed (`claimed_by`, `claim_expires_at`) with
-   the exact score it will send (`inflight`), then commits. On PostgreSQL the rows are
-   selected `FOR UPDATE SKIP LOCKED`, so workers on several machines never pick one row
-   twice; on SQLite every write transaction starts with BEGIN IMMEDIATE (tool/db.py), which
-   serialises the claims. A claim expires, so a worker that died frees its rows.
-2. the worker posts the scores (outside any transaction);
-3. `record_outcomes` writes each answer, but only into rows this worker still holds: when
-   a claim expired and another worker took the row, the newer attempt decides.
+1. `claim_due` picks due rows and marks them claimed (`claimed_by`, `claim_expires_at`), then
+   commits. On PostgreSQL the rows are selected `FOR UPDATE SKIP LOCKED`, so workers on
+   several machines never pick one row twice (and a claim never waits for a lock, so it takes
+   part in no deadlock); on SQLite every write transaction starts with BEGIN IMMEDIATE
+   (tool/db.py), which serialises the claims. A claim expires, so a worker that died frees its
+   rows; the next claim of such a row says so (`Claimed.recovering`).
+2. the worker posts each score as its row holds it *at sending time* (tool/delivery/worker.py),
+   outside any transaction, and reads a result back where the answer alone does not decide;
+3. `record_outcomes` writes each `Attempt`, but only into rows this worker still holds: when a
+   claim expired and another worker took the row, the newer attempt decides. It locks the
+   bindings of the batch, then their rows, by id — the lock order of every writer of
+   score_delivery rows (tool/delivery/schedule.py) — so it never deadlocks with them.
 
 A new desired score written while one is on the wire bumps `desired_version`; the outcome
 of the older one then leaves the row pending, and the newer score goes out next.
@@ -21,16 +25,16 @@ import datetime as dt
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from tool.ags.client import Outcome, is_canvas
-from tool.ags.score import Score
+from tool.ags.client import is_canvas
+from tool.ags.score import Score, format_timestamp
 from tool.delivery import rules
 from tool.delivery.models import LineItemBinding, ScoreDelivery
-from tool.delivery.schedule import HELD_NOTE
+from tool.delivery.schedule import HELD_NOTE, lock_bindings, lock_offering_columns, locks_rows
 from tool.errors import ToolError
 from tool.lti.models import Deployment, Offering, Registration
 
@@ -43,15 +47,17 @@ LOST_COLUMN_ATTEMPTS = 3  # a column the LMS keeps answering 404 for, after this
 
 @dataclass(frozen=True)
 class Claimed:
-    """One claimed row: where its score goes and exactly what is sent."""
+    """One claimed row: where its score goes, and the score as it was when claimed."""
 
     delivery_id: int
     binding_id: int
     registration_id: int
     lineitem_url: str
-    score: Score  # as sent (Canvas: an unchanged comment left out)
-    version: int  # the desired_version this attempt carries
+    user_id: str
+    score: Score  # the desired score when claimed (the worker sends the row's score as it is then)
+    version: int  # the desired_version claimed
     attempts: int  # attempts so far, this one included
+    recovering: bool = False  # an earlier claim of the row expired: its score may be in the LMS already
 
 
 @dataclass
@@ -63,6 +69,24 @@ class Claim:
     held: int = 0  # progress scores not sent: a grade was accepted before
 
 
+AttemptKind = Literal["accepted", "superseded", "restamp", "retry", "failed", "held", "lost"]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What became of one claimed row: what was sent (the row's desired score at sending time,
+    version `version`) and what the LMS answered or held when read back."""
+
+    claimed: Claimed
+    kind: AttemptKind
+    version: int
+    sent: dict[str, Any] | None = None  # the desired score's JSON as sent (None when nothing was)
+    status: int | None = None
+    message: str = ""
+    retry_after: float | None = None
+    stamp: dt.datetime | None = None  # restamp: the timestamp after the LMS's own
+
+
 def stale_binding(lineitems_url: str | None, container_url: str | None) -> bool:
     """True when the offering's launches now name another line-items container (a course copy)."""
     return bool(lineitems_url and container_url and lineitems_url != container_url)
@@ -70,8 +94,8 @@ def stale_binding(lineitems_url: str | None, container_url: str | None) -> bool:
 
 def _due_rows(db: Session, *, now: dt.datetime, limit: int, offering_id: int | None) -> list[Any]:
     stmt = (
-        select(_T.c.id, _T.c.binding_id, _T.c.desired, _T.c.desired_kind, _T.c.desired_version, _T.c.desired_at,
-               _T.c.accepted, _T.c.ever_graded, _T.c.last_sent_ts, _T.c.attempts, _B.c.lineitem_url,
+        select(_T.c.id, _T.c.binding_id, _T.c.user_id, _T.c.desired, _T.c.desired_kind, _T.c.desired_version,
+               _T.c.desired_at, _T.c.ever_graded, _T.c.attempts, _T.c.claimed_by, _B.c.lineitem_url,
                _B.c.container_url, _O.c.ags_lineitems_url, _D.c.registration_id)
         .join(_B, _B.c.id == _T.c.binding_id)
         .join(_O, _O.c.id == _B.c.offering_id)
@@ -88,7 +112,7 @@ def _due_rows(db: Session, *, now: dt.datetime, limit: int, offering_id: int | N
     )
     if offering_id is not None:
         stmt = stmt.where(_B.c.offering_id == offering_id)
-    if db.get_bind().dialect.name == "postgresql":
+    if locks_rows(db):
         # Workers on other machines skip the rows this one is claiming instead of queueing on them.
         stmt = stmt.with_for_update(skip_locked=True, of=_T)
     return list(db.connection().execute(stmt))
@@ -115,27 +139,22 @@ def claim_due(db: Session, *, worker: str, now: dt.datetime, limit: int, claim_s
         if not rules.should_send(r.desired_kind, ever_graded=bool(r.ever_graded)):
             held.append({"rid": r.id, "now": now})
             continue
-        send_at = rules.send_timestamp(r.desired_at, r.last_sent_ts, now)
         try:
-            inflight = Score.from_json(r.desired).with_timestamp(send_at)
-            accepted = Score.from_json(r.accepted) if r.accepted else None
+            score = Score.from_json(r.desired)  # its timestamp is the change's: a retry keeps it
         except ToolError as exc:  # never block the queue on one unreadable row
             broken.append({"rid": r.id, "now": now, "error": f"Tally could not build this score: {exc.message}"})
             continue
-        sent = rules.for_platform(inflight, accepted=accepted,
-                                  canvas=is_canvas(claim.registrations[r.registration_id]))
-        claims.append({"rid": r.id, "worker": worker, "expires": expires, "inflight": inflight.to_json(),
-                       "version": r.desired_version, "sent_ts": send_at, "now": now})
-        claim.items.append(Claimed(r.id, r.binding_id, r.registration_id, r.lineitem_url, sent, r.desired_version,
-                                   r.attempts + 1))
+        claims.append({"rid": r.id, "worker": worker, "expires": expires, "inflight": r.desired,
+                       "version": r.desired_version, "now": now})
+        claim.items.append(Claimed(r.id, r.binding_id, r.registration_id, r.lineitem_url, r.user_id, score,
+                                   r.desired_version, r.attempts + 1, recovering=r.claimed_by is not None))
     conn = db.connection()
     if claims:
         conn.execute(
             update(_T).where(_T.c.id == bindparam("rid")).values(
                 claimed_by=bindparam("worker"), claim_expires_at=bindparam("expires"),
                 inflight=bindparam("inflight"), inflight_version=bindparam("version"),
-                last_sent_ts=bindparam("sent_ts"), last_attempt_at=bindparam("now"),
-                attempts=_T.c.attempts + 1, updated_at=bindparam("now")),
+                last_attempt_at=bindparam("now"), attempts=_T.c.attempts + 1, updated_at=bindparam("now")),
             claims,
         )
     if held:
@@ -149,6 +168,33 @@ def claim_due(db: Session, *, worker: str, now: dt.datetime, limit: int, claim_s
     return claim
 
 
+@dataclass(frozen=True)
+class Fresh:
+    """A claimed row as it is now: what the worker sends."""
+
+    desired: dict[str, Any]
+    desired_kind: str
+    version: int
+    accepted: dict[str, Any] | None
+    ever_graded: bool
+
+
+def fresh_row(db: Session, *, worker: str, delivery_id: int) -> Fresh | None:
+    """The row's desired score as it is now; None when this worker no longer holds its claim."""
+    row = db.connection().execute(
+        select(_T.c.desired, _T.c.desired_kind, _T.c.desired_version, _T.c.accepted, _T.c.ever_graded,
+               _T.c.claimed_by).where(_T.c.id == delivery_id)).first()
+    if row is None or row.claimed_by != worker:
+        return None
+    return Fresh(row.desired, row.desired_kind, row.desired_version, row.accepted, bool(row.ever_graded))
+
+
+def platform_score(fresh: Fresh, *, reg: Any) -> Score:
+    """The score to post for a row: its desired score, and for Canvas without an unchanged comment."""
+    accepted = Score.from_json(fresh.accepted) if fresh.accepted else None
+    return rules.for_platform(Score.from_json(fresh.desired), accepted=accepted, canvas=is_canvas(reg))
+
+
 @dataclass
 class Recorded:
     """How the outcomes of one batch were recorded."""
@@ -158,6 +204,8 @@ class Recorded:
     retrying: int = 0
     failed: int = 0
     rebinding: int = 0
+    restamped: int = 0  # sent again after the LMS's own timestamp (it held Tally's last delivery)
+    held: int = 0  # progress scores not sent at sending time: a grade was accepted before
     lost_claims: int = 0  # rows another worker took over after this one's claim expired
 
 
@@ -165,50 +213,75 @@ _RELEASE = {"claimed_by": None, "claim_expires_at": None, "inflight": None, "inf
 
 
 def _still_held(db: Session, worker: str, ids: Sequence[int]) -> dict[int, Any]:
-    rows = db.connection().execute(
-        select(_T.c.id, _T.c.claimed_by, _T.c.desired_version, _T.c.inflight, _T.c.ever_graded)
-        .where(_T.c.id.in_(list(ids)))
-    )
-    return {r.id: r for r in rows if r.claimed_by == worker}
+    stmt = (select(_T.c.id, _T.c.claimed_by, _T.c.desired, _T.c.desired_version, _T.c.ever_graded,
+                   _T.c.last_sent_ts)
+            .where(_T.c.id.in_(sorted(set(ids)))))
+    if locks_rows(db):
+        stmt = stmt.order_by(_T.c.id).with_for_update(key_share=True)
+    return {r.id: r for r in db.connection().execute(stmt) if r.claimed_by == worker}
 
 
-def record_outcomes(db: Session, *, worker: str, results: Sequence[tuple[Claimed, Outcome]], now: dt.datetime,
+def _sent_at(sent: dict[str, Any] | None) -> dt.datetime | None:
+    try:
+        return Score.from_json(sent).timestamp if sent else None
+    except ToolError:
+        return None
+
+
+def record_outcomes(db: Session, *, worker: str, results: Sequence[Attempt], now: dt.datetime,
                     backoff_base: float, backoff_cap: float,
                     rand: Callable[[], float] = random.random) -> Recorded:
-    """Write each answer into the row it belongs to (same transaction for the whole batch)."""
+    """Write each attempt into the row it belongs to (same transaction for the whole batch)."""
     done = Recorded()
     if not results:
         return done
-    held = _still_held(db, worker, [c.delivery_id for c, _ in results])
-    by_kind: dict[str, list[dict[str, Any]]] = {"accepted": [], "plain": []}
+    # The lock order of every writer: the columns by id, then their rows by id.
+    lock_bindings(db, [a.claimed.binding_id for a in results])
+    held = _still_held(db, worker, [a.claimed.delivery_id for a in results])
+    by_kind: dict[str, list[dict[str, Any]]] = {"accepted": [], "plain": [], "restamp": [], "held": []}
     lost_bindings: set[int] = set()
-    for claimed, outcome in results:
+    for attempt in sorted(results, key=lambda a: a.claimed.delivery_id):
+        claimed = attempt.claimed
         row = held.get(claimed.delivery_id)
-        if row is None:
+        if row is None or attempt.kind == "lost":
             done.lost_claims += 1
             continue
-        newer = row.desired_version != claimed.version
-        base = {"rid": row.id, "now": now, "status": outcome.status, "error": outcome.message or None}
-        if outcome.kind == "accepted":
-            accepted = row.inflight
-            graded = bool(row.ever_graded) or Score.from_json(accepted).writes_grade
-            by_kind["accepted"].append({**base, "accepted": accepted, "graded": graded,
+        newer = row.desired_version != attempt.version
+        sent_at = rules.latest(row.last_sent_ts, _sent_at(attempt.sent))
+        base = {"rid": row.id, "now": now, "status": attempt.status, "error": attempt.message or None,
+                "sent_at": sent_at}
+        if attempt.kind == "accepted":
+            assert attempt.sent is not None
+            score = Score.from_json(attempt.sent)
+            by_kind["accepted"].append({**base, "accepted": attempt.sent,
+                                        "graded": bool(row.ever_graded) or score.writes_grade,
                                         "state": "pending" if newer else "delivered",
-                                        "next": now if newer else None,
-                                        "note": rules.clamp_note(Score.from_json(accepted))})
+                                        "next": now if newer else None, "note": rules.clamp_note(score)})
             done.accepted += 1
-        elif outcome.kind == "superseded":
+        elif attempt.kind == "held":
+            by_kind["held"].append({"rid": row.id, "now": now, "state": "pending" if newer else "delivered",
+                                    "next": now if newer else None, "note": None if newer else HELD_NOTE})
+            done.held += 1
+        elif attempt.kind == "restamp" and not newer:
+            # The LMS holds what Tally last delivered, stamped with its own later clock: the same
+            # score again, timestamped after it, goes out at once.
+            assert attempt.stamp is not None
+            by_kind["restamp"].append({**base, "desired": {**row.desired, "timestamp": format_timestamp(attempt.stamp)},
+                                       "at": attempt.stamp})
+            done.restamped += 1
+        elif attempt.kind in ("superseded", "restamp"):
             # The platform holds a newer score. If Tally has a newer one too, it goes out next;
             # otherwise the LMS's stays, and the teacher sees it (and may resend).
             by_kind["plain"].append({**base, "state": "pending" if newer else "superseded",
                                      "next": now if newer else None})
-            done.superseded += 1
-        elif outcome.kind == "retry":
+            done.superseded += attempt.kind == "superseded"
+            done.restamped += attempt.kind == "restamp"
+        elif attempt.kind == "retry":
             delay = rules.retry_delay(claimed.attempts, base=backoff_base, cap=backoff_cap,
-                                      retry_after=outcome.retry_after, rand=rand)
+                                      retry_after=attempt.retry_after, rand=rand)
             by_kind["plain"].append({**base, "state": "retrying", "next": now + dt.timedelta(seconds=delay)})
             done.retrying += 1
-        elif outcome.status == 404 and claimed.attempts < LOST_COLUMN_ATTEMPTS:
+        elif attempt.status == 404 and claimed.attempts < LOST_COLUMN_ATTEMPTS:
             # The column is gone (deleted in the LMS, or the course was copied): bind again.
             lost_bindings.add(claimed.binding_id)
             by_kind["plain"].append({**base, "state": "pending", "next": now})
@@ -223,12 +296,22 @@ def record_outcomes(db: Session, *, worker: str, results: Sequence[tuple[Claimed
             accepted=bindparam("accepted"), accepted_at=bindparam("now"), ever_graded=bindparam("graded"),
             state=bindparam("state"), next_attempt_at=bindparam("next"), attempts=0,
             last_status=bindparam("status"), last_error=None, note=bindparam("note"),
-            updated_at=bindparam("now"), **_RELEASE), by_kind["accepted"])
+            last_sent_ts=bindparam("sent_at"), updated_at=bindparam("now"), **_RELEASE), by_kind["accepted"])
+    if by_kind["restamp"]:
+        conn.execute(update(_T).where(_T.c.id == bindparam("rid")).values(
+            desired=bindparam("desired"), desired_at=bindparam("at"), state="pending", next_attempt_at=bindparam("now"),
+            last_status=bindparam("status"), last_error=bindparam("error"), last_sent_ts=bindparam("sent_at"),
+            updated_at=bindparam("now"), **_RELEASE), by_kind["restamp"])
+    if by_kind["held"]:
+        conn.execute(update(_T).where(_T.c.id == bindparam("rid")).values(
+            state=bindparam("state"), next_attempt_at=bindparam("next"), note=bindparam("note"),
+            updated_at=bindparam("now"), **_RELEASE), by_kind["held"])
     if by_kind["plain"]:
         conn.execute(update(_T).where(_T.c.id == bindparam("rid")).values(
             state=bindparam("state"), next_attempt_at=bindparam("next"), last_status=bindparam("status"),
-            last_error=bindparam("error"), updated_at=bindparam("now"), **_RELEASE), by_kind["plain"])
-    for binding_id in lost_bindings:
+            last_error=bindparam("error"), last_sent_ts=bindparam("sent_at"), updated_at=bindparam("now"),
+            **_RELEASE), by_kind["plain"])
+    for binding_id in sorted(lost_bindings):
         conn.execute(update(_B).where(_B.c.id == binding_id).values(
             lineitem_url=None, bound_via=None, bound_at=None, next_attempt_at=None, updated_at=now,
             last_error="The LMS no longer has this column (404); Tally binds it again."))
@@ -237,6 +320,7 @@ def record_outcomes(db: Session, *, worker: str, results: Sequence[tuple[Claimed
 
 def force_due(db: Session, *, offering_id: int, now: dt.datetime) -> int:
     """Make the offering's retrying rows due now ("sync now" and `python -m tool sync`)."""
+    lock_offering_columns(db, offering_id=offering_id)
     ids = select(_B.c.id).where(_B.c.offering_id == offering_id).scalar_subquery()
     result = db.connection().execute(
         update(_T).where(_T.c.binding_id.in_(ids), _T.c.state == "retrying").values(next_attempt_at=now))

@@ -5,7 +5,12 @@ its own: the worker only sends a pair again when Tally's own value changes. The 
 makes such differences visible; the teacher decides whether to resend (status.resend).
 
 The results of each column are read page by page (AGS result service, every `next`
-followed), between transactions: the database is read first, then the LMS is asked.
+followed), between transactions: the database is read first, then the LMS is asked. Canvas
+is asked for 100 a page (its default is 10); Moodle without `limit`, which Moodle 4.5.6 answers
+with a 404 HTML page, and which it does not need (it answers every result at once).
+
+`read_result` reads one student's result: the worker asks before it believes a 409 and before
+it sends again a score whose claim expired (tool/delivery/worker.py).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import Any, Iterator, Protocol, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tool.ags.score import Score
+from tool.ags.client import is_canvas
+from tool.ags.score import Score, parse_timestamp
 from tool.delivery import rules
 from tool.delivery.models import LineItemBinding, ScoreDelivery
 from tool.delivery.status import get_offering, registration_of
@@ -31,8 +37,29 @@ PAGE_SIZE = 100  # results per page asked of the LMS (it may send fewer; every `
 class ResultReader(Protocol):
     """The AgsClient's paged result service."""
 
-    def results(self, reg: Any, lineitem_url: str, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """Every result of a line item, `limit` per page."""
+    def results(self, reg: Any, lineitem_url: str, *, user_id: str | None = None,
+                limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every result of a line item (of one user), `limit` per page."""
+
+
+def lms_result(data: dict[str, Any]) -> rules.LmsResult:
+    """A parsed AGS result (AgsClient.results) as the delivery rules see it."""
+    stamp = data.get("timestamp")
+    try:
+        when = parse_timestamp(stamp) if stamp else None
+    except ValueError:
+        when = None  # a platform's odd timestamp: the result still counts, its time is unknown
+    return rules.LmsResult(data["userId"], data.get("resultScore"), data.get("resultMaximum"), data.get("comment"),
+                           when)
+
+
+def read_result(client: ResultReader, reg: Any, lineitem_url: str, user_id: str) -> rules.LmsResult | None:
+    """What the LMS holds for one student in one column (None: no result); AgsError when it cannot
+    be read. Filtered by `user_id`, and again here for a platform that ignores the filter."""
+    for data in client.results(reg, lineitem_url, user_id=user_id):
+        if data.get("userId") == user_id:
+            return lms_result(data)
+    return None
 
 
 @dataclass(frozen=True)
@@ -108,9 +135,10 @@ def read_back(sessions: sessionmaker[Session], client: ResultReader, *, offering
     with sessions() as db:
         reg, columns, names = _load(db, offering_id)
     out = ReadBack(columns=len(columns))
+    limit = page_size if is_canvas(reg) else None
     for column in columns:
         try:
-            results = {r["userId"]: r for r in client.results(reg, column.lineitem_url, limit=page_size)}
+            results = {r["userId"]: r for r in client.results(reg, column.lineitem_url, limit=limit)}
         except ToolError as exc:
             out.errors.append(f"{column.label}: {exc.message}")
             continue
@@ -118,8 +146,7 @@ def read_back(sessions: sessionmaker[Session], client: ResultReader, *, offering
         for user_id in sorted(set(results) | set(column.rows)):
             delivery_id, accepted = column.rows.get(user_id, (None, None))
             data = results.get(user_id)
-            lms = rules.LmsResult(user_id, data.get("resultScore"), data.get("resultMaximum"),
-                                  data.get("comment")) if data else None
+            lms = lms_result(data) if data else None
             kind = rules.compare_result(accepted, lms)
             if kind is None:
                 continue

@@ -13,8 +13,14 @@ The score of a pair (line item, person) follows from Tally's data alone:
 * a negative total is sent as 0 with the reason in the comment (Moodle clamps, Canvas refuses);
 * extra credit (more than the maximum) passes through; Moodle clamps what it shows.
 
-Timestamps strictly increase per pair and never repeat the whole second of the previous one:
-Moodle compares whole seconds and answers 409 to an equal one (../shared/PLATFORMS.md).
+Timestamps are the time of the change in Tally. New changes of a pair strictly increase and
+never repeat the whole second of the previous one: Moodle compares whole seconds and answers 409
+to an equal one (docs/platforms.md). A retry keeps its timestamp, so the LMS's own rule
+(refuse what is older than what it holds) protects a grade a teacher set there meanwhile. A
+409 is read back before it is believed (`conflict_verdict`): the LMS holds Tally's score (an
+earlier attempt was stored) → delivered; it holds what Tally last delivered (Moodle stamped a
+score that is not FullyGraded with its own, later, clock) → stamped after the LMS's time and
+sent again; anything else → superseded.
 """
 
 from __future__ import annotations
@@ -186,12 +192,16 @@ def next_timestamp(now: dt.datetime, after: dt.datetime | None) -> dt.datetime:
     return dt.datetime.fromtimestamp(whole_second(after) + 1, dt.timezone.utc)
 
 
-def send_timestamp(desired_at: dt.datetime, last_sent: dt.datetime | None, now: dt.datetime) -> dt.datetime:
-    """The timestamp of one attempt: the change's own time, unless the platform may have seen that
-    second already (a retry after a timeout): then a newer one, so it is never refused as a repeat."""
-    if last_sent is None or whole_second(desired_at) > whole_second(last_sent):
-        return desired_at
-    return next_timestamp(now, last_sent)
+def stamp_after(lms_time: dt.datetime | None, *, sent: dt.datetime | None, now: dt.datetime) -> dt.datetime:
+    """A timestamp after the LMS's stored one and the one Tally sent (whole seconds, as Moodle
+    compares): for a score to send again when the LMS's own clock made it look older."""
+    return next_timestamp(now, latest(lms_time, sent))
+
+
+def latest(*moments: dt.datetime | None) -> dt.datetime | None:
+    """The latest of the moments given (None when none is)."""
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
 
 
 # -- retries ---------------------------------------------------------------------------------
@@ -231,6 +241,7 @@ class LmsResult:
     score: Decimal | None
     maximum: Decimal | None
     comment: str | None = None
+    timestamp: dt.datetime | None = None  # when the LMS stored it, where it says (Moodle does)
 
 
 DIFFERENCE_TEXT = {
@@ -265,3 +276,49 @@ def compare_result(accepted: Score | None, result: LmsResult | None, *,
     if expected > maximum and abs(lms_score - maximum) <= tolerance:
         return "clamped"
     return "changed"
+
+
+# -- what the LMS holds, and what a conflict means ------------------------------------------------
+
+TOLERANCE = Decimal("0.01")
+MAX_RESTAMPS = 5  # attempts of a pair since its last acceptance, after which a conflict is believed
+
+
+def lms_holds(score: Score, result: LmsResult | None, *, tolerance: Decimal = TOLERANCE) -> bool:
+    """True when the LMS's result is this score: its grade (rescaled to the column), or no grade
+    for a score that writes none; and its comment, where the LMS reports one."""
+    if result is not None and result.comment not in (None, "") and score.comment is not None \
+            and result.comment != score.comment:
+        return False
+    if not score.writes_grade:
+        return result is None or result.score is None
+    if result is None or result.score is None:
+        return False
+    maximum = result.maximum if result.maximum else score.score_maximum or Decimal(1)
+    expected = expected_result(score, maximum)
+    return expected is not None and abs(result.score - expected) <= tolerance
+
+
+def holds_nothing(result: LmsResult | None) -> bool:
+    """True when the LMS has no grade and no comment for the pair."""
+    return result is None or (result.score is None and result.comment in (None, ""))
+
+
+class Verdict(StrEnum):
+    """What a refused score (409, "older timestamp") turned out to mean after reading the result back."""
+
+    DELIVERED = "delivered"  # the LMS holds Tally's score: an earlier attempt of it was stored
+    RESTAMP = "restamp"  # the LMS holds what Tally last delivered: its own clock is ahead; send again
+    SUPERSEDED = "superseded"  # the LMS holds something else: a teacher changed it there
+
+
+def conflict_verdict(sent: Score, last_delivered: Score | None, result: LmsResult | None, *,
+                     restamps: int = 0) -> Verdict:
+    """Decide a 409 from the result the LMS holds now (sent: the refused score; last_delivered:
+    what the LMS last accepted from Tally; restamps: how often this pair was stamped again)."""
+    if lms_holds(sent, result):
+        return Verdict.DELIVERED
+    ours = holds_nothing(result) if last_delivered is None else lms_holds(last_delivered, result)
+    if ours and restamps < MAX_RESTAMPS:
+        return Verdict.RESTAMP
+    return Verdict.SUPERSEDED

@@ -5,14 +5,24 @@ after every change of an assessment's points, status or grades. Nothing here tal
 LMS: a target that has no line item yet gets a binding row without a URL, which a worker
 binds before it sends. A pair whose desired score did not change is left alone, so a
 repeated apply or a no-op correction queues nothing.
+
+One writer per column: a desired score is computed only after its binding row is locked
+(`FOR NO KEY UPDATE` on PostgreSQL; on SQLite every write transaction is serialised anyway),
+so under READ COMMITTED the totals and grades it is computed from include every change
+committed before, and the last writer of a column sees all of them. The lock order of every
+path that writes score_delivery rows — the web's writers, sync now, resend, the worker's
+bind and record steps — is: bindings by id, then their score_delivery rows by id. (A claim
+skips locked rows instead of waiting, so it never takes part in a deadlock.)
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any, Iterable, Mapping, Sequence, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tool.ags.score import format_timestamp
@@ -28,6 +38,7 @@ from tool.lti.models import Offering, Person
 HELD_NOTE = ("Work in progress is not sent: the LMS holds a grade from Tally, and any progress but "
              "FullyGraded would clear it.")
 _T = cast(Table, ScoreDelivery.__table__)
+_B = cast(Table, LineItemBinding.__table__)
 
 
 def delivers(offering: Offering | None) -> bool:
@@ -35,6 +46,42 @@ def delivers(offering: Offering | None) -> bool:
     if offering is None or not (offering.ags_lineitems_url or offering.ags_lineitem_url):
         return False
     return SCOPE_SCORE in (offering.ags_scopes or [])
+
+
+# -- locks -------------------------------------------------------------------------------------
+
+
+def locks_rows(db: Session) -> bool:
+    """True where row locks exist (PostgreSQL); SQLite serialises every write transaction instead."""
+    return db.get_bind().dialect.name == "postgresql"
+
+
+def lock_bindings(db: Session, binding_ids: Iterable[int]) -> None:
+    """Lock these columns for this transaction, in id order (FOR NO KEY UPDATE: inserts of their
+    score_delivery rows, whose foreign key takes KEY SHARE, are not blocked)."""
+    ids = sorted(set(binding_ids))
+    if ids and locks_rows(db):
+        db.connection().execute(select(_B.c.id).where(_B.c.id.in_(ids)).order_by(_B.c.id)
+                                .with_for_update(key_share=True))
+
+
+def lock_columns(db: Session, *, offering_id: int, assessment_ids: Sequence[int], total: bool) -> None:
+    """Lock the offering's columns of these assessments (and its total), in id order: before a
+    change that writes several of them (a ledger change: the total and the ledger-fed ones)."""
+    if not locks_rows(db) or not (assessment_ids or total):
+        return
+    which = _B.c.assessment_id.in_(list(assessment_ids))
+    if total:
+        which = or_(which, _B.c.target == rules.TOTAL_TARGET)
+    db.connection().execute(select(_B.c.id).where(_B.c.offering_id == offering_id, which).order_by(_B.c.id)
+                            .with_for_update(key_share=True))
+
+
+def lock_offering_columns(db: Session, *, offering_id: int) -> None:
+    """Lock every column of the offering, in id order: before a change that may touch several."""
+    if locks_rows(db):
+        db.connection().execute(select(_B.c.id).where(_B.c.offering_id == offering_id).order_by(_B.c.id)
+                                .with_for_update(key_share=True))
 
 
 # -- bindings (rows only; the worker binds them to LMS line items) ---------------------------------
@@ -45,8 +92,10 @@ def _binding(db: Session, offering_id: int, target: str, values: dict[str, Any])
            {"offering_id": offering_id, "target": target, "needs_update": False, "attempts": 0,
             "updated_at": utcnow(), **values},
            conflict=("offering_id", "target"), update=())
+    # The column's writer lock, read as committed now (a worker may have bound it meanwhile).
     binding = db.scalar(select(LineItemBinding).where(LineItemBinding.offering_id == offering_id,
-                                                      LineItemBinding.target == target))
+                                                      LineItemBinding.target == target)
+                        .with_for_update(key_share=True).execution_options(populate_existing=True))
     assert binding is not None
     return binding
 
@@ -89,17 +138,13 @@ def _subs(db: Session, person_ids: Iterable[int]) -> dict[int, str]:
 def _existing(db: Session, binding_id: int, person_ids: Sequence[int]) -> dict[int, Any]:
     if not person_ids:
         return {}
-    rows = db.connection().execute(
-        select(_T.c.id, _T.c.person_id, _T.c.state, _T.c.desired, _T.c.desired_kind, _T.c.desired_at,
-               _T.c.accepted, _T.c.ever_graded, _T.c.last_sent_ts, _T.c.next_attempt_at, _T.c.claimed_by)
-        .where(_T.c.binding_id == binding_id, _T.c.person_id.in_(list(person_ids)))
-    )
-    return {r.person_id: r for r in rows}
-
-
-def _latest(*moments: dt.datetime | None) -> dt.datetime | None:
-    known = [m for m in moments if m is not None]
-    return max(known) if known else None
+    stmt = (select(_T.c.id, _T.c.person_id, _T.c.state, _T.c.desired, _T.c.desired_kind, _T.c.desired_at,
+                   _T.c.accepted, _T.c.ever_graded, _T.c.last_sent_ts, _T.c.next_attempt_at, _T.c.claimed_by)
+            .where(_T.c.binding_id == binding_id, _T.c.person_id.in_(list(person_ids))))
+    if locks_rows(db):
+        # Under the binding's lock, rows by id: a claim in progress is waited for, not overwritten.
+        stmt = stmt.order_by(_T.c.id).with_for_update(key_share=True)
+    return {r.person_id: r for r in db.connection().execute(stmt)}
 
 
 def _update_for(row: Any, desired: rules.Desired, body: dict[str, Any], at: dt.datetime,
@@ -135,7 +180,7 @@ def write_desired(db: Session, *, binding_id: int, desired: Mapping[int, rules.D
         plain = want.score.to_json()
         if row is not None and row.desired_kind == want.kind.value and rules.same_content(row.desired, plain):
             continue
-        at = rules.next_timestamp(now, _latest(row.desired_at, row.last_sent_ts) if row is not None else None)
+        at = rules.next_timestamp(now, rules.latest(row.desired_at, row.last_sent_ts) if row is not None else None)
         body = {**plain, "timestamp": format_timestamp(at)}  # what with_timestamp(at).to_json() gives, once
         if row is None:
             inserts.append({"binding_id": binding_id, "person_id": person_id, "user_id": want.score.user_id,
@@ -145,8 +190,29 @@ def write_desired(db: Session, *, binding_id: int, desired: Mapping[int, rules.D
         else:
             updates.append(_update_for(row, want, body, at, now))
     conn = db.connection()
+    changed = _apply_updates(conn, updates)
     if inserts:
-        conn.execute(insert(_T), inserts)
+        # ON CONFLICT DO NOTHING: under the binding's lock no other writer inserts this pair; should
+        # one have all the same, its row is then updated like any other, never a 500.
+        added = {r.person_id for r in conn.execute(_insert_pairs(db).returning(_T.c.person_id), inserts)}
+        changed += len(added)
+        raced = {row["person_id"]: desired[row["person_id"]] for row in inserts if row["person_id"] not in added}
+        if raced:
+            changed += write_desired(db, binding_id=binding_id, desired=raced)
+    return changed
+
+
+@functools.cache
+def _insert_pairs_for(dialect: str) -> Any:
+    base = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_T)
+    return base.on_conflict_do_nothing(index_elements=["binding_id", "person_id"])
+
+
+def _insert_pairs(db: Session) -> Any:
+    return _insert_pairs_for(db.get_bind().dialect.name)
+
+
+def _apply_updates(conn: Any, updates: list[dict[str, Any]]) -> int:
     if updates:
         conn.execute(
             update(_T).where(_T.c.id == bindparam("rid")).values(
@@ -156,9 +222,9 @@ def write_desired(db: Session, *, binding_id: int, desired: Mapping[int, rules.D
                 updated_at=bindparam("updated_at"),
                 # In SQL, not from what we read: two writers of one row both count.
                 desired_version=_T.c.desired_version + 1),
-            updates,
+            sorted(updates, key=lambda u: u["rid"]),  # rows by id: the lock order
         )
-    return len(inserts) + len(updates)
+    return len(updates)
 
 
 def totals_changed(db: Session, *, offering_id: int, student_ids: Sequence[int]) -> int:
@@ -171,7 +237,8 @@ def totals_changed(db: Session, *, offering_id: int, student_ids: Sequence[int])
     return _schedule_totals(db, binding, student_ids)
 
 
-def _schedule_totals(db: Session, binding: LineItemBinding, student_ids: Iterable[int]) -> int:
+def total_desires(db: Session, binding: LineItemBinding, student_ids: Iterable[int]) -> dict[int, rules.Desired]:
+    """The desired total score of these students in the total column, from the ledger as it is."""
     ids = sorted(set(student_ids))
     totals = ledger.totals_by_student(db, offering_id=binding.offering_id, student_ids=ids)
     subs = _subs(db, ids)
@@ -183,7 +250,22 @@ def _schedule_totals(db: Session, binding: LineItemBinding, student_ids: Iterabl
         desired[sid] = rules.total_desired(user_id=subs[sid], has_entries=t is not None,
                                            active_total=t.total if t is not None and t.count else None,
                                            maximum=binding.score_maximum)
-    return write_desired(db, binding_id=binding.id, desired=desired)
+    return desired
+
+
+def assessment_desires(db: Session, binding: LineItemBinding, assessment_id: int,
+                       student_ids: Sequence[int] | None) -> dict[int, rules.Desired]:
+    """The desired score of these participations (None: all) in the assessment's column."""
+    facts = _facts(db, assessment_id, student_ids)
+    subs = _subs(db, [sid for sid, _ in facts])
+    graded_before = dict(db.execute(select(_T.c.person_id, _T.c.ever_graded).where(_T.c.binding_id == binding.id)).all())
+    return {sid: rules.assessment_desired(user_id=subs[sid], facts=f, maximum=binding.score_maximum,
+                                          graded_before=bool(graded_before.get(sid)))
+            for sid, f in facts if sid in subs}
+
+
+def _schedule_totals(db: Session, binding: LineItemBinding, student_ids: Iterable[int]) -> int:
+    return write_desired(db, binding_id=binding.id, desired=total_desires(db, binding, student_ids))
 
 
 def _facts(db: Session, assessment_id: int, student_ids: Sequence[int] | None) -> list[tuple[int, rules.ParticipationFacts]]:
@@ -215,12 +297,7 @@ def grades_changed(db: Session, *, assessment_id: int, student_ids: Sequence[int
         return 0
     assert offering is not None
     binding, maximum_changed = assessment_binding(db, offering, assessment)
-    facts = _facts(db, assessment.id, None if maximum_changed else student_ids)
-    subs = _subs(db, [sid for sid, _ in facts])
-    graded_before = dict(db.execute(select(_T.c.person_id, _T.c.ever_graded).where(_T.c.binding_id == binding.id)).all())
-    desired = {sid: rules.assessment_desired(user_id=subs[sid], facts=f, maximum=binding.score_maximum,
-                                             graded_before=bool(graded_before.get(sid)))
-               for sid, f in facts if sid in subs}
+    desired = assessment_desires(db, binding, assessment.id, None if maximum_changed else student_ids)
     return write_desired(db, binding_id=binding.id, desired=desired)
 
 
@@ -243,6 +320,7 @@ def reconcile_offering(db: Session, *, offering_id: int) -> int:
     if not delivers(offering):
         return 0
     assert offering is not None
+    lock_offering_columns(db, offering_id=offering.id)  # before anything is computed
     changed = 0
     with_entries = set(ledger.totals_by_student(db, offering_id=offering.id))
     existing = db.scalar(select(LineItemBinding).where(LineItemBinding.offering_id == offering.id,

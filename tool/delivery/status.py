@@ -17,7 +17,7 @@ from tool.ags.client import is_canvas
 from tool.ags.score import Score
 from tool.delivery import rules
 from tool.delivery.models import DELIVERY_STATES, LineItemBinding, ScoreDelivery
-from tool.delivery.schedule import delivers, reschedule_binding, total_binding
+from tool.delivery.schedule import delivers, lock_offering_columns, reschedule_binding, total_binding
 from tool.errors import NotFound, ToolError, ValidationError
 from tool.lti.claims import SCOPE_LINEITEM
 from tool.lti.models import Deployment, Offering, Person, Registration
@@ -149,6 +149,7 @@ def _offering_rows(offering_id: int) -> Any:
 def retry_failed(db: Session, *, offering_id: int, now: dt.datetime) -> int:
     """Send the offering's failed scores again (attempts start over); how many."""
     get_offering(db, offering_id)
+    lock_offering_columns(db, offering_id=offering_id)
     result = db.connection().execute(
         update(_T).where(_T.c.binding_id.in_(_offering_rows(offering_id)), _T.c.state == "failed")
         .values(state="pending", next_attempt_at=now, attempts=0, updated_at=now))
@@ -166,6 +167,7 @@ def resend(db: Session, *, offering_id: int, delivery_ids: Sequence[int], now: d
     if not wanted:
         raise ValidationError("Name the scores to send again.", details=[{"field": "deliveryIds",
                                                                          "message": "at least one id"}])
+    lock_offering_columns(db, offering_id=offering_id)
     rows = db.connection().execute(
         select(_T.c.id, _T.c.desired, _T.c.desired_at, _T.c.last_sent_ts)
         .where(_T.c.id.in_(wanted), _T.c.binding_id.in_(_offering_rows(offering_id)))).all()
@@ -175,7 +177,7 @@ def resend(db: Session, *, offering_id: int, delivery_ids: Sequence[int], now: d
                               details=[{"field": "deliveryIds", "message": f"unknown id {i}"} for i in unknown])
     changes = []
     for r in rows:
-        at = rules.next_timestamp(now, max(m for m in (r.desired_at, r.last_sent_ts) if m is not None))
+        at = rules.next_timestamp(now, rules.latest(r.desired_at, r.last_sent_ts))
         changes.append({"rid": r.id, "desired": Score.from_json(r.desired).with_timestamp(at).to_json(), "at": at,
                         "now": now})
     db.connection().execute(

@@ -2,9 +2,22 @@
 
 One step (`run_once`) is: bindings that need the LMS (unbound, course copy, label or maximum
 changed) are claimed, resolved over HTTP and recorded; then up to `delivery_batch_size` due
-scores are claimed, posted concurrently per platform with `AgsClient.post_scores` (its cap
-per platform), and their outcomes recorded. The database transactions are short and the
-LMS is never called inside one. Any number of workers may run against one database.
+scores are claimed and sent concurrently (`ags_concurrency` lanes; the AgsClient caps what is
+in flight per platform), and their outcomes recorded. The database transactions are short, the
+LMS is never called inside one, and a transaction the database rolled back for a deadlock is
+run again. Any number of workers may run against one database.
+
+Each score is sent as its row holds it *when it is sent*, read just before the post: a batch
+takes a while, and a claimed copy may be stale by then (a teacher's points replaced the
+NotReady score a new assessment queued). It carries the timestamp of its change, on a retry
+too. Where the answer alone does not decide, the student's result is read back first:
+
+* a claim that expired (its worker died mid-batch): if the LMS holds the score already, it is
+  delivered without a second post;
+* a 409 or "older timestamp": the LMS holds Tally's score (an earlier attempt was stored) →
+  delivered; it holds what Tally last delivered (Moodle stamps a score that is not FullyGraded
+  with its own clock, which may be later than the next change's time) → stamped after the LMS's
+  time and sent again; anything else (a teacher changed the grade in the LMS) → superseded.
 
 `python -m tool worker` runs `run` until Ctrl-C/SIGTERM; `python -m tool run` starts a
 `WorkerThread` beside the web server; "sync now" and `python -m tool sync` call `drain`
@@ -21,8 +34,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,18 +44,20 @@ from tool.ags.client import Outcome
 from tool.ags.score import Score
 from tool.clock import utcnow
 from tool.config import Settings
-from tool.delivery import bindings
-from tool.delivery.queue import Claimed, claim_due, record_outcomes
+from tool.db import in_transaction
+from tool.delivery import bindings, rules
+from tool.delivery.queue import Attempt, Claimed, Fresh, claim_due, fresh_row, platform_score, record_outcomes
+from tool.delivery.readback import ResultReader, read_result
 from tool.errors import ToolError
 
 log = logging.getLogger(__name__)
 
 
-class ScoreSender(bindings.LineItemService, Protocol):
+class ScoreSender(bindings.LineItemService, ResultReader, Protocol):
     """The AgsClient calls a worker makes."""
 
-    def post_scores(self, reg: Any, items: Sequence[tuple[str, Score]]) -> list[Outcome]:
-        """Post concurrently; outcomes in the order of items."""
+    def post_score(self, reg: Any, lineitem_url: str, score: Score) -> Outcome:
+        """POST one score; never raises for what the platform does."""
 
 
 @dataclass
@@ -57,6 +73,7 @@ class StepResult:
     failed: int = 0
     rebinding: int = 0
     held: int = 0  # progress scores not sent: a grade was accepted before
+    restamped: int = 0  # sent again after the LMS's own timestamp
     lost_claims: int = 0
 
     @property
@@ -92,18 +109,15 @@ class DeliveryWorker:
     def bind_step(self, *, offering_id: int | None = None) -> StepResult:
         """Resolve the bindings that need the LMS."""
         s = self.settings
-        with self.sessions() as db:
-            jobs = bindings.claim_bindings(db, worker=self.name, now=utcnow(), claim_seconds=s.delivery_claim_seconds,
-                                           offering_id=offering_id)
-            db.commit()
+        jobs = in_transaction(self.sessions, lambda db: bindings.claim_bindings(
+            db, worker=self.name, now=utcnow(), claim_seconds=s.delivery_claim_seconds, offering_id=offering_id))
         result = StepResult()
         for job in jobs:
             outcome = bindings.resolve(self.client, job)
-            with self.sessions() as db:
-                ok = bindings.record_binding(db, worker=self.name, job=job, result=outcome, now=utcnow(),
-                                             backoff_base=s.delivery_backoff_base_seconds,
-                                             backoff_cap=s.delivery_backoff_max_seconds, rand=self.rand)
-                db.commit()
+            ok = in_transaction(self.sessions, lambda db, job=job, outcome=outcome: bindings.record_binding(
+                db, worker=self.name, job=job, result=outcome, now=utcnow(),
+                backoff_base=s.delivery_backoff_base_seconds, backoff_cap=s.delivery_backoff_max_seconds,
+                rand=self.rand))
             if ok:
                 result.bound += 1
             else:
@@ -112,37 +126,80 @@ class DeliveryWorker:
         return result
 
     def send_step(self, *, offering_id: int | None = None) -> StepResult:
-        """Claim due scores, post them, record the answers."""
+        """Claim due scores, send each as its row holds it then, record the outcomes."""
         s = self.settings
-        with self.sessions() as db:
-            claim = claim_due(db, worker=self.name, now=utcnow(), limit=s.delivery_batch_size,
-                              claim_seconds=s.delivery_claim_seconds, offering_id=offering_id)
-            db.commit()
+        claim = in_transaction(self.sessions, lambda db: claim_due(
+            db, worker=self.name, now=utcnow(), limit=s.delivery_batch_size, claim_seconds=s.delivery_claim_seconds,
+            offering_id=offering_id))
         result = StepResult(held=claim.held, sent=len(claim.items))
         if not claim.items:
             return result
-        answers = self._post(claim.items, claim.registrations)
-        with self.sessions() as db:
-            done = record_outcomes(db, worker=self.name, results=answers, now=utcnow(),
-                                   backoff_base=s.delivery_backoff_base_seconds,
-                                   backoff_cap=s.delivery_backoff_max_seconds, rand=self.rand)
-            db.commit()
-        for name in ("accepted", "superseded", "retrying", "failed", "rebinding", "lost_claims"):
+        attempts = self._send_all(claim.items, claim.registrations)
+        done = in_transaction(self.sessions, lambda db: record_outcomes(
+            db, worker=self.name, results=attempts, now=utcnow(), backoff_base=s.delivery_backoff_base_seconds,
+            backoff_cap=s.delivery_backoff_max_seconds, rand=self.rand))
+        result.held += done.held
+        result.sent -= sum(1 for a in attempts if a.kind in ("held", "lost"))
+        for name in ("accepted", "superseded", "retrying", "failed", "rebinding", "restamped", "lost_claims"):
             setattr(result, name, getattr(done, name))
         return result
 
-    def _post(self, items: list[Claimed], registrations: dict[int, Any]) -> list[tuple[Claimed, Outcome]]:
-        answers: list[tuple[Claimed, Outcome]] = []
-        by_registration: dict[int, list[Claimed]] = {}
-        for item in items:
-            by_registration.setdefault(item.registration_id, []).append(item)
-        for reg_id, group in by_registration.items():
+    def _send_all(self, items: list[Claimed], registrations: dict[int, Any]) -> list[Attempt]:
+        lanes = min(self.settings.ags_concurrency, len(items))
+        if lanes == 1:
+            return [self._send(item, registrations[item.registration_id]) for item in items]
+        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="tally-send") as pool:
+            return list(pool.map(lambda item: self._send(item, registrations[item.registration_id]), items))
+
+    def _send(self, item: Claimed, reg: Any) -> Attempt:
+        """One claimed row: read it, (read back,) post, (read back): never raises for the LMS's doing."""
+        try:
+            return self._attempt(item, reg)
+        except ToolError as exc:  # a score Tally cannot build, a platform answer it cannot read
+            return Attempt(item, "retry", item.version, message=exc.message)
+
+    def _attempt(self, item: Claimed, reg: Any) -> Attempt:
+        with self.sessions() as db:
+            fresh = fresh_row(db, worker=self.name, delivery_id=item.delivery_id)
+            db.rollback()
+        if fresh is None:
+            return Attempt(item, "lost", item.version)
+        if not rules.should_send(fresh.desired_kind, ever_graded=fresh.ever_graded):
+            return Attempt(item, "held", fresh.version)
+        score = Score.from_json(fresh.desired)
+        if item.recovering:
+            # Its last claim expired: the worker that held it may have posted it before it died.
             try:
-                outcomes = self.client.post_scores(registrations[reg_id], [(c.lineitem_url, c.score) for c in group])
-            except ToolError as exc:  # post_scores answers outcomes; this is a safety net
-                outcomes = [Outcome("retry", None, exc.message)] * len(group)
-            answers.extend(zip(group, outcomes, strict=True))
-        return answers
+                if rules.lms_holds(score, read_result(self.client, reg, item.lineitem_url, item.user_id)):
+                    return Attempt(item, "accepted", fresh.version, sent=fresh.desired,
+                                   message="The LMS already held this score (sent by a worker that stopped).")
+            except ToolError:
+                pass  # not readable: the post decides (a repeat is refused as not newer)
+        outcome = self.client.post_score(reg, item.lineitem_url, platform_score(fresh, reg=reg))
+        if outcome.kind != "superseded":
+            return Attempt(item, outcome.kind, fresh.version, sent=fresh.desired, status=outcome.status,
+                           message=outcome.message, retry_after=outcome.retry_after)
+        return self._after_conflict(item, reg, fresh, score, outcome)
+
+    def _after_conflict(self, item: Claimed, reg: Any, fresh: Fresh, score: Score, outcome: Outcome) -> Attempt:
+        """A 409 or "older timestamp", read back before it is believed."""
+        try:
+            held = read_result(self.client, reg, item.lineitem_url, item.user_id)
+        except ToolError as exc:
+            return Attempt(item, "retry", fresh.version, sent=fresh.desired, status=outcome.status,
+                           message=f"{outcome.message} (Tally could not read the LMS's grade back to check: "
+                                   f"{exc.message})")
+        last = Score.from_json(fresh.accepted) if fresh.accepted else None
+        verdict = rules.conflict_verdict(score, last, held, restamps=item.attempts - 1)
+        if verdict is rules.Verdict.DELIVERED:
+            return Attempt(item, "accepted", fresh.version, sent=fresh.desired, status=outcome.status,
+                           message="The LMS held this score already (an earlier attempt was stored).")
+        if verdict is rules.Verdict.RESTAMP:
+            stamp = rules.stamp_after(held.timestamp if held else None, sent=score.timestamp, now=utcnow())
+            return Attempt(item, "restamp", fresh.version, sent=fresh.desired, status=outcome.status,
+                           message=outcome.message, stamp=stamp)
+        return Attempt(item, "superseded", fresh.version, sent=fresh.desired, status=outcome.status,
+                       message=outcome.message)
 
     def run_once(self, *, offering_id: int | None = None) -> StepResult:
         """Bind, then send one batch."""

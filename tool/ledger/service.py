@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from tool.clock import utcnow
 from tool.errors import NotFound, ToolError
 from tool.ledger.models import GradeEntry, GradeEntryRevision
-from tool.lti.claims import Role
 from tool.lti.models import Membership, Person
 
 ZERO = Decimal("0.00")
@@ -33,6 +32,12 @@ class StudentNotInOffering(ToolError):
     """The person is not a student of the offering's course roster."""
 
     code = "student_not_in_offering"
+
+
+class EntryChanged(ToolError):
+    """The entry changed since the version the writer read (If-Match / `version`): nothing saved."""
+
+    code = "entry_changed"
 
 
 @dataclass(frozen=True)
@@ -94,11 +99,7 @@ def roster_students(db: Session, *, course_id: int) -> list[Any]:
         db.connection().execute(
             select(Person.id, Person.name, Person.given_name, Person.family_name, Person.email, Person.sub)
             .join(Membership, Membership.person_id == Person.id)
-            .where(
-                Membership.course_id == course_id,
-                Membership.status == "active",
-                Membership.roles.like(f"%{Role.STUDENT.value}%"),
-            )
+            .where(Membership.course_id == course_id, Membership.is_student.is_(True), Membership.status == "active")
             .order_by(Person.family_name, Person.given_name, Person.name, Person.id)
         )
     )
@@ -107,10 +108,7 @@ def roster_students(db: Session, *, course_id: int) -> list[Any]:
 def roster_student_ids(db: Session, *, course_id: int, candidates: Iterable[int] | None = None) -> set[int]:
     """Ids of active students of the course (restricted to `candidates` when given)."""
     stmt = select(Membership.person_id).where(
-        Membership.course_id == course_id,
-        Membership.status == "active",
-        Membership.roles.like(f"%{Role.STUDENT.value}%"),
-    )
+        Membership.course_id == course_id, Membership.is_student.is_(True), Membership.status == "active")
     wanted = None if candidates is None else set(candidates)
     if wanted is not None and len(wanted) <= 20:
         stmt = stmt.where(Membership.person_id.in_(list(wanted)))
@@ -204,18 +202,34 @@ def record_entries(db: Session, *, offering_id: int, actor_id: int, items: Seque
     return [r[0] for r in db.connection().execute(stmt, rows)]
 
 
-def get_entry(db: Session, entry_id: int) -> GradeEntry:
-    """The entry, or NotFound."""
-    entry = db.get(GradeEntry, entry_id)
+def get_entry(db: Session, entry_id: int, *, for_update: bool = False) -> GradeEntry:
+    """The entry, or NotFound; `for_update` locks its row until the transaction ends and reads it
+    as committed now, so writers of one entry take turns and each sees the one before."""
+    entry = db.get(GradeEntry, entry_id, with_for_update=for_update or None, populate_existing=for_update)
     if entry is None:
         raise NotFound(f"Grade entry {entry_id} does not exist.")
     return entry
 
 
-def update_entry(db: Session, *, entry: GradeEntry, actor_id: int, values: EntryValues) -> GradeEntry:
-    """Correct an ACTIVE entry, keeping its previous values as a revision."""
+def require_version(entry: GradeEntry, expected: int | None) -> None:
+    """EntryChanged unless the entry is still at the version the writer read (None: any version)."""
+    if expected is not None and expected != entry.version:
+        raise EntryChanged(
+            f"Grade entry {entry.id} was changed by someone else since you read it (you read version {expected}, "
+            f"it is now version {entry.version}). Nothing was saved; check its new values and save again.",
+            details={"currentVersion": entry.version, "expectedVersion": expected})
+
+
+def update_entry(db: Session, *, entry: GradeEntry, actor_id: int, values: EntryValues,
+                 expected_version: int | None = None) -> GradeEntry:
+    """Correct an ACTIVE entry, keeping its previous values as a revision.
+
+    The caller holds the entry's row lock (get_entry(for_update=True)): the version read here is
+    the committed one, so N accepted corrections make N revisions with consecutive versions.
+    """
     if entry.status != "ACTIVE":
         raise EntryVoided(f"Grade entry {entry.id} is voided and cannot be changed.")
+    require_version(entry, expected_version)
     db.add(
         GradeEntryRevision(
             entry_id=entry.id, version=entry.version, points=entry.points, type_code=entry.type_code,
@@ -238,10 +252,12 @@ def update_entry(db: Session, *, entry: GradeEntry, actor_id: int, values: Entry
     return entry
 
 
-def void_entry(db: Session, *, entry: GradeEntry, actor_id: int, reason: str) -> GradeEntry:
-    """Void an ACTIVE entry: it stays for audit but leaves every total."""
+def void_entry(db: Session, *, entry: GradeEntry, actor_id: int, reason: str,
+               expected_version: int | None = None) -> GradeEntry:
+    """Void an ACTIVE entry: it stays for audit but leaves every total (the caller holds its row lock)."""
     if entry.status != "ACTIVE":
         raise EntryVoided(f"Grade entry {entry.id} is already voided.")
+    require_version(entry, expected_version)
     entry.status = "VOIDED"
     entry.voided_by = actor_id
     entry.voided_at = utcnow()

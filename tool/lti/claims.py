@@ -34,6 +34,11 @@ SCOPE_LINEITEM_READONLY = AGS_SCOPE + "lineitem.readonly"
 SCOPE_RESULT_READONLY = AGS_SCOPE + "result.readonly"
 SCOPE_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 
+# The custom parameter a deep-linked Tally item carries (tool/lti/deeplink.py): what its
+# line item holds.
+TALLY_SOURCE = "tally_source"
+TALLY_SOURCES = ("ledger_total", "assessment")
+
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
 MEMBERSHIP_SUB = "http://purl.imsglobal.org/vocab/lis/v2/membership/"
 INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"

@@ -216,7 +216,7 @@ def content_item(launch_url: str, req: DeepLinkRequest, choice: ItemChoice) -> d
         .set_type("ltiResourceLink")
         .set_title(choice.title)
         .set_url(launch_url)
-        .set_custom_params({"tally_source": choice.source})
+        .set_custom_params({c.TALLY_SOURCE: choice.source})
     )
     if req.accept_lineitem:
         resource.set_lineitem(

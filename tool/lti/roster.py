@@ -12,7 +12,7 @@ or a Canvas account admin launches without being enrolled, so NRPS never lists t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -27,7 +27,7 @@ from tool.errors import NotFound, ToolError
 from tool.lti.assertion import TokenRequestError, request_access_token
 from tool.lti.claims import SCOPE_NRPS, Role, is_staff, map_roles
 from tool.lti.keys import KeyStore
-from tool.lti.models import Course, Membership, Person, Registration
+from tool.lti.models import Course, Membership, Person, Registration, roles_include_student
 from tool.lti.nrps import Member, MemberStatus, RosterUnavailable, fetch_members
 
 ACTIVE, INACTIVE, DELETED = "active", "inactive", "deleted"
@@ -199,10 +199,11 @@ def apply_roster(
             upsert(
                 db,
                 Membership.__table__,
-                {"course_id": course_id, "person_id": person_id, "roles": roles, "lti_roles": list(member.roles),
+                {"course_id": course_id, "person_id": person_id, "roles": roles,
+                 "is_student": roles_include_student(roles), "lti_roles": list(member.roles),
                  "status": status, "updated_at": now},
                 conflict=("course_id", "person_id"),
-                update=("roles", "lti_roles", "status", "updated_at"),
+                update=("roles", "is_student", "lti_roles", "status", "updated_at"),
             )
         if previous is None:
             added += 1
@@ -252,8 +253,13 @@ def list_roster(db: Session, *, course_id: int, include_inactive: bool = False) 
                                           e.given_name.casefold(), e.name.casefold(), e.person_id))
 
 
-def sync_roster(services: RosterServices, *, course_id: int) -> RosterChange:
-    """Read the course's roster from its platform and write it; commits its own transaction."""
+def sync_roster(services: RosterServices, *, course_id: int,
+                after_write: Callable[[Session], object] | None = None) -> RosterChange:
+    """Read the course's roster from its platform and write it; commits its own transaction.
+
+    `after_write` runs in that transaction after the roster is written (tool/gradebook.py gives
+    the students who joined their participations there).
+    """
     # A short read, ended before any HTTP: a slow LMS must not hold a transaction (on
     # SQLite, BEGIN IMMEDIATE would block every launch for as long as the LMS takes).
     with services.sessions() as db, db.begin():
@@ -284,5 +290,8 @@ def sync_roster(services: RosterServices, *, course_id: int) -> RosterChange:
         ) from exc
     members = fetch_members(services.http, url=target.nrps_url, access_token=token.token, timeout=timeout)
     with services.sessions() as db, db.begin():
-        return apply_roster(db, course_id=course_id, registration_id=target.registration_id, members=members,
-                            complete=True, as_of=as_of)
+        change = apply_roster(db, course_id=course_id, registration_id=target.registration_id, members=members,
+                              complete=True, as_of=as_of)
+        if after_write is not None:
+            after_write(db)
+        return change

@@ -8,11 +8,10 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-
-
 from tool.clock import utcnow
 from tool.db import upsert
-from tool.lti.claims import Role
+from tool.lti import claims as c
+from tool.lti.claims import TALLY_SOURCE, TALLY_SOURCES, Role
 from tool.lti.launch import Launch
 from tool.lti.models import Course, LaunchRecord, Membership, Offering, Person
 
@@ -68,6 +67,8 @@ def record_launch(db: Session, launch: Launch) -> LaunchContext:
         returning=Course.__table__.c.id,
     )[0]
     ags = launch.ags or {}
+    custom = launch.claims.get(c.CUSTOM)
+    source = custom.get(TALLY_SOURCE) if isinstance(custom, dict) else None
     offering_values: dict[str, Any] = {
         "course_id": course_id,
         "deployment_id": launch.deployment_pk,
@@ -79,12 +80,18 @@ def record_launch(db: Session, launch: Launch) -> LaunchContext:
         "nrps_url": launch.nrps_url,
         "updated_at": now,
     }
+    offering_update = ["deployment_id", "title", "ags_lineitems_url", "ags_lineitem_url", "ags_scopes", "nrps_url",
+                       "updated_at"]
+    if source in TALLY_SOURCES:
+        # A deep-linked placement: which target its own line item is for (tool/delivery/bindings.py).
+        offering_values["tally_source"] = source
+        offering_update.append("tally_source")
     offering_id = upsert(
         db,
         Offering.__table__,
         offering_values,
         conflict=("course_id", "resource_link_id"),
-        update=("deployment_id", "title", "ags_lineitems_url", "ags_lineitem_url", "ags_scopes", "nrps_url", "updated_at"),
+        update=tuple(offering_update),
         returning=Offering.__table__.c.id,
     )[0]
     upsert(
@@ -94,13 +101,14 @@ def record_launch(db: Session, launch: Launch) -> LaunchContext:
             "course_id": course_id,
             "person_id": person_id,
             "roles": ",".join(r.value for r in launch.roles),
+            "is_student": Role.STUDENT in launch.roles,
             "lti_roles": list(launch.lti_roles),
             "status": "active",
             "last_launch_at": now,
             "updated_at": now,
         },
         conflict=("course_id", "person_id"),
-        update=("roles", "lti_roles", "status", "last_launch_at", "updated_at"),
+        update=("roles", "is_student", "lti_roles", "status", "last_launch_at", "updated_at"),
     )
     db.connection().execute(
         _INSERT_RECORD,

@@ -8,15 +8,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from flask import Flask, g
-from sqlalchemy import Engine
+from flask import Flask, g, request
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tool.ags.http import make_session
 from tool.config import PROJECT_ROOT, Settings, load_settings
-from tool.db import make_engine, make_session_factory
+from tool.db import is_retryable, make_engine, make_session_factory
 from tool.lti.jwks import PlatformKeys
 from tool.lti.keys import KeyStore
+
+log = logging.getLogger("tool.web")
 
 
 @dataclass
@@ -72,11 +75,30 @@ def make_services(settings: Settings, *, engine: Engine | None = None) -> Servic
     )
 
 
+class TallyFlask(Flask):
+    """Flask, plus one retry of a request whose transaction the database rolled back (deadlock,
+    serialization failure) before anything of it was committed: the retry starts afresh."""
+
+    def dispatch_request(self) -> Any:  # type: ignore[override]
+        try:
+            return super().dispatch_request()
+        except DBAPIError as exc:
+            if not is_retryable(exc) or g.get("db_committed"):
+                raise
+            log.info("retrying %s %s once after %s", request.method, request.path, type(exc.orig).__name__)
+            db: Session | None = g.pop("db", None)
+            if db is not None:
+                db.rollback()
+                db.close()
+            # What failed again answers 503 with Retry-After (tool/web/errors.py).
+            return super().dispatch_request()
+
+
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Flask:
     """Create the Tally web application."""
     settings = settings or (services.settings if services else load_settings())
     services = services or make_services(settings)
-    app = Flask(
+    app = TallyFlask(
         "tool.web",
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "templates" / "static"),
@@ -144,4 +166,10 @@ def get_db() -> Session:
     if db is None:
         db = get_services().sessions()
         g.db = db
+        # A request that committed once is not run again after a later deadlock (TallyFlask).
+        event.listen(db, "after_commit", _committed)
     return db
+
+
+def _committed(_session: Session) -> None:
+    g.db_committed = True

@@ -14,7 +14,7 @@ from flask import Blueprint, jsonify
 from tool import gradebook
 from tool.assessments import service as svc
 from tool.assessments.models import Assessment, GradeEvent, GradeScheme, Participation
-from tool.errors import Forbidden, ValidationError
+from tool.errors import Forbidden, NotFound, ValidationError
 from tool.lti.claims import Role
 from tool.lti.models import Person
 from tool.schemes import bands as scheme_bands
@@ -139,8 +139,8 @@ def get_assessment(assessment_id: int) -> Any:
     s = current_session()
     a = assessment_for(assessment_id, s)
     db = get_db()
-    if s.is_staff and svc.ensure_participations(db, assessment=a, course_id=_course_of(a, s)):
-        db.commit()  # students who joined the roster later get their row (idempotent)
+    # Read only: students who joined got their participation from the launch or roster sync
+    # that told Tally (tool/gradebook.py roster_changed).
     parts = svc.participations_of(db, assessment_id=a.id)
     if not s.is_staff:
         if Role.STUDENT not in s.roles:
@@ -157,7 +157,9 @@ def get_assessment(assessment_id: int) -> Any:
 
 
 def _participation(a: Assessment, student_id: int, s: SessionClaims) -> Participation:
-    return svc.participation(get_db(), assessment=a, student_id=student_id, course_id=_course_of(a, s))
+    """The participation a write changes (the assessment locked first: gradebook.participation_for_write)."""
+    return gradebook.participation_for_write(get_db(), assessment=a, student_id=student_id,
+                                             course_id=_course_of(a, s))
 
 
 @bp.put("/assessments/<int:assessment_id>/points/<int:student_id>")
@@ -238,7 +240,9 @@ def grade_history(assessment_id: int, student_id: int) -> Any:
     if not s.is_staff and (Role.STUDENT not in s.roles or student_id != s.person_id):
         raise Forbidden("Students may only read their own grades.")
     db = get_db()
-    part = _participation(a, student_id, s)
+    part = svc.find_participation(db, assessment_id=a.id, student_id=student_id)
+    if part is None:
+        raise NotFound(f"Student {student_id} has no participation in this assessment.")
     versions = {sc.id: sc.version for sc in svc.scheme_versions(db, assessment_id=a.id)}
     return jsonify(studentId=student_id, assessmentId=a.id,
                    events=[{**event_json(e), "schemeVersion": versions.get(e.scheme_id)}
@@ -350,8 +354,8 @@ def apply(scheme_id: int) -> Any:
     s = current_session()
     scheme, a = scheme_for(scheme_id, s)
     db = get_db()
-    svc.ensure_participations(db, assessment=a, course_id=_course_of(a, s))
-    result = gradebook.apply_scheme(db, assessment=a, scheme=scheme, actor_id=s.person_id)
+    result = gradebook.apply_scheme(db, assessment=a, scheme=scheme, course_id=_course_of(a, s),
+                                    actor_id=s.person_id)
     applied = db.get(GradeScheme, scheme.id)
     db.commit()
     if result.already_applied:

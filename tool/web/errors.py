@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from tool.errors import (
@@ -24,8 +26,9 @@ from tool.errors import (
     ValidationError,
 )
 from tool.assessments.service import OverrideInvalid, SchemeApplied, SchemeNotActive
+from tool.db import is_unavailable
 from tool.delivery.status import MaximumFromLms
-from tool.ledger.service import EntryVoided, StudentNotInOffering
+from tool.ledger.service import EntryChanged, EntryVoided, StudentNotInOffering
 from tool.lti.nrps import RosterUnavailable
 from tool.lti.roster import RosterNotOffered
 
@@ -33,6 +36,7 @@ log = logging.getLogger("tool.web")
 
 STATUS: list[tuple[type[ToolError], int]] = [
     (EntryVoided, 409),
+    (EntryChanged, 409),  # someone saved the entry since the writer read it
     (SchemeApplied, 409),
     (SchemeNotActive, 409),
     (MaximumFromLms, 409),  # the LMS owns that column's maximum
@@ -64,6 +68,19 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
+DATABASE_RETRY_AFTER = 2  # seconds: a PostgreSQL restart or a failover takes about that
+
+
+def _answer(status: int, code: str, message: str) -> Any:
+    """An error as JSON for the API, as a page otherwise (a Response either way)."""
+    if _wants_json():
+        resp = jsonify(code=code, message=message, details=None)
+    else:
+        resp = make_response(render_template("error.html", status=status, code=code, message=message))
+    resp.status_code = status
+    return resp
+
+
 def register(app: Flask) -> None:
     """Install the error handlers."""
 
@@ -83,6 +100,33 @@ def register(app: Flask) -> None:
         if _wants_json():
             return jsonify(code=code, message=exc.description, details=None), status
         return render_template("error.html", status=status, code=code, message=exc.description), status
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(exc: IntegrityError) -> Any:
+        # A uniqueness or reference another request broke first (they are written race-free;
+        # this is the safety net): nothing of this request was saved.
+        log.warning("integrity error on %s %s: %s", request.method, request.path, exc.orig)
+        message = "Another request changed the same data at the same moment. Nothing was saved; please try again."
+        return _answer(409, "conflict", message)
+
+    @app.errorhandler(DBAPIError)
+    def _database(exc: DBAPIError) -> Any:
+        if not is_unavailable(exc):
+            return _unexpected(exc)
+        # Lost connection (a restart), refused connection, or a deadlock that happened again after
+        # the retry (tool/web/app.py): the client may simply try again shortly.
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+        message = "The database is busy or restarting. Nothing was saved by this request; please try again."
+        resp = _answer(503, "database_unavailable", message)
+        resp.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return resp
+
+    @app.errorhandler(PoolTimeout)
+    def _pool(exc: PoolTimeout) -> Any:
+        log.warning("no database connection free on %s %s", request.method, request.path)
+        resp = _answer(503, "database_unavailable", "Tally is very busy. Nothing was saved; please try again.")
+        resp.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

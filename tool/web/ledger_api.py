@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from tool import gradebook
-from tool.errors import Forbidden, NotFound, ValidationError
+from tool.errors import Forbidden, NotFound, ToolError, ValidationError
 from tool.ledger import service as ledger
 from tool.ledger.models import TYPE_CODES, GradeEntry, GradeEntryRevision
 from tool.lti.claims import Role
@@ -80,14 +80,46 @@ def offering_of_course(offering_id: int, s: SessionClaims) -> Offering:
 
 
 def entry_for(entry_id: int, s: SessionClaims, *, write: bool) -> GradeEntry:
-    """The entry, if the session may see it (staff of its course, or its own student)."""
-    entry = ledger.get_entry(get_db(), entry_id)
+    """The entry, if the session may see it (staff of its course, or its own student). For a write
+    its row is locked until the request's transaction ends: writers of one entry take turns."""
+    entry = ledger.get_entry(get_db(), entry_id, for_update=write)
     offering_of_course(entry.offering_id, s)
     if s.is_staff:
         return entry
     if write or Role.STUDENT not in s.roles or entry.student_id != s.person_id:
         raise Forbidden("Students may only read their own entries.")
     return entry
+
+
+def etag(e: GradeEntry) -> str:
+    """The entry's entity tag: its version (and its voiding, which keeps the version)."""
+    return f'"{e.version}-voided"' if e.status == "VOIDED" else f'"{e.version}"'
+
+
+def with_etag(e: GradeEntry, status: int = 200) -> Any:
+    """An entry answer: its JSON with its ETag."""
+    resp = jsonify(entry_json(e))
+    resp.status_code = status
+    resp.headers["ETag"] = etag(e)
+    return resp
+
+
+def expected_version(e: GradeEntry, body_version: int | None) -> int | None:
+    """The version a writer read: from If-Match (an ETag of this API, or `*`) or the body's
+    `version`; None when it sent neither (the write is serialised all the same)."""
+    header = request.headers.get("If-Match")
+    if header is None or not header.strip():
+        return body_version
+    tags = [t.strip() for t in header.split(",") if t.strip()]
+    if "*" in tags or etag(e) in tags:
+        return e.version if body_version is None else body_version
+    # A stale or foreign tag: a version that cannot match, so the write is refused as stale.
+    return 0
+
+
+def _changed(exc: ledger.EntryChanged | ledger.EntryVoided, e: GradeEntry) -> ToolError:
+    """The 409 with the entry as it is now, so the page can show the other teacher's change."""
+    return type(exc)(exc.message, details={**(exc.details or {}), "current": entry_json(e)})
 
 
 def _window() -> ledger.Window:
@@ -119,9 +151,9 @@ def create_entry() -> Any:
                      lesson=body.lesson_id)
     entry, _ = gradebook.add_entry(db, course_id=offering.course_id, offering_id=offering.id,
                                    student_id=body.student_id, actor_id=s.person_id, values=values)
-    out = entry_json(entry)
+    out = with_etag(entry, 201)
     db.commit()
-    return jsonify(out), 201
+    return out
 
 
 @bp.post("/entries/bulk")
@@ -172,8 +204,8 @@ def create_entries() -> Any:
 @bp.get("/entries/<int:entry_id>")
 @requires_session
 def get_entry(entry_id: int) -> Any:
-    """One entry (staff of its course, or the student it belongs to)."""
-    return jsonify(entry_json(entry_for(entry_id, current_session(), write=False)))
+    """One entry (staff of its course, or the student it belongs to), with its ETag."""
+    return with_etag(entry_for(entry_id, current_session(), write=False))
 
 
 @bp.get("/entries/<int:entry_id>/history")
@@ -187,7 +219,12 @@ def get_history(entry_id: int) -> Any:
 @bp.put("/entries/<int:entry_id>")
 @requires_staff
 def update_entry(entry_id: int) -> Any:
-    """Correct an ACTIVE entry; the given fields replace the old ones, which are kept as a revision."""
+    """Correct an ACTIVE entry; the given fields replace the old ones, which are kept as a revision.
+
+    With `If-Match` (the entry's ETag) or a `version` field, a stale write is refused with 409
+    entry_changed and the entry as it is now; without, writes are serialised (row lock), so N
+    accepted corrections are N revisions with consecutive versions.
+    """
     s = current_session()
     body = parse(EntryUpdate, json_body())
     entry = entry_for(entry_id, s, write=True)
@@ -210,10 +247,14 @@ def update_entry(entry_id: int) -> Any:
         homework_submission_id=pick("homework_submission_id"), graded_at=body.graded_at or entry.graded_at,
     )
     db = get_db()
-    gradebook.correct_entry(db, entry=entry, actor_id=s.person_id, values=values)
-    out = entry_json(entry)
+    try:
+        gradebook.correct_entry(db, entry=entry, actor_id=s.person_id, values=values,
+                                expected_version=expected_version(entry, body.version))
+    except (ledger.EntryChanged, ledger.EntryVoided) as exc:
+        raise _changed(exc, entry) from None
+    out = with_etag(entry)
     db.commit()
-    return jsonify(out)
+    return out
 
 
 @bp.delete("/entries/<int:entry_id>")
@@ -225,10 +266,14 @@ def void_entry(entry_id: int) -> Any:
     body = parse(VoidRequest, data)
     entry = entry_for(entry_id, s, write=True)
     db = get_db()
-    gradebook.void_entry(db, entry=entry, actor_id=s.person_id, reason=body.reason)
-    out = entry_json(entry)
+    try:
+        gradebook.void_entry(db, entry=entry, actor_id=s.person_id, reason=body.reason,
+                             expected_version=expected_version(entry, body.version))
+    except (ledger.EntryChanged, ledger.EntryVoided) as exc:
+        raise _changed(exc, entry) from None
+    out = with_etag(entry)
     db.commit()
-    return jsonify(out)
+    return out
 
 
 @bp.get("/students/<int:student_id>/offerings/<int:offering_id>")

@@ -8,8 +8,10 @@ from typing import Any
 import jwt
 from flask import Blueprint, jsonify, redirect, render_template, request
 
+from tool import gradebook
 from tool.db import relax_durability
 from tool.errors import LaunchError
+from tool.lti.claims import Role
 from tool.lti.deeplink import DEEP_LINKING_REQUEST
 from tool.lti.launch import begin_login, validate_launch
 from tool.lti.service import record_launch, record_refusal
@@ -60,6 +62,9 @@ def launch() -> Any:
             # One redirect URI for both messages: "add a Tally item" goes to its own form.
             return deeplink_views.start(launch)
         ctx = record_launch(db, launch)
+        if Role.STUDENT in ctx.roles:
+            # A student new to the course gets their participations now, not at a teacher's GET.
+            gradebook.roster_changed(db, course_id=ctx.course_id, student_ids=[ctx.person_id])
     except LaunchError as exc:
         # Keep the state consumed (replays stay refused) and remember why we refused.
         log.info("launch refused: %s (%s)", exc.code, exc.message)

@@ -8,7 +8,8 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from tool.errors import Forbidden, ValidationError
-from tool.lti.roster import RosterEntry, list_roster, sync_roster
+from tool import gradebook
+from tool.lti.roster import RosterEntry, list_roster
 from tool.web.app import get_db, get_services
 from tool.web.auth import current_session, requires_staff
 
@@ -56,6 +57,6 @@ def roster(group_id: int) -> Any:
 @requires_staff
 def sync(group_id: int) -> Any:
     """Read the roster from the LMS now: `{total, added, updated, left, syncedAt}`."""
-    change = sync_roster(get_services(), course_id=_own_course(group_id))
+    change = gradebook.sync_roster(get_services(), course_id=_own_course(group_id))
     return jsonify(total=change.total, added=change.added, updated=change.updated, left=change.left,
                    syncedAt=_iso(change.synced_at))

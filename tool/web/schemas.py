@@ -70,6 +70,8 @@ class EntryUpdate(_TypeChecked):
     lesson_id: Ref | None = None
     homework_submission_id: Ref | None = None
     graded_at: AwareDatetime | None = None
+    # The version the writer read (like If-Match): a stale one is refused with 409 entry_changed.
+    version: int | None = Field(default=None, ge=1)
 
 
 class BulkItem(ApiModel):
@@ -98,6 +100,7 @@ class VoidRequest(ApiModel):
     """DELETE /api/grades/entries/{id}: why the entry is voided."""
 
     reason: str = Field(min_length=1, max_length=REASON_MAX)
+    version: int | None = Field(default=None, ge=1)  # the version the writer read, as for PUT
 
 
 SCHEMAS: list[type[BaseModel]] = [EntryCreate, EntryUpdate, BulkItem, BulkCreate, VoidRequest]
