@@ -158,7 +158,7 @@ def insert_platform(conn: Any) -> tuple[int, int]:
 def membership(course_id: int, person_id: int, *, teacher: bool) -> dict[str, Any]:
     """An active membership row: a teacher (LTI Instructor) or a student (Learner)."""
     return {"course_id": course_id, "person_id": person_id, "roles": "TEACHER" if teacher else "STUDENT",
-            "lti_roles": [INSTRUCTOR if teacher else LEARNER], "status": "active"}
+            "is_student": not teacher, "lti_roles": [INSTRUCTOR if teacher else LEARNER], "status": "active"}
 
 
 class Statement(NamedTuple):

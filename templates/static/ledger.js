@@ -456,9 +456,12 @@
       entries.forEach(function (e) { drill.tbody.appendChild(entryRow(e)); });
     }
 
-    function entryRow(e) {
+    /** The drill's row of an entry (`into`: fill that row again, e.g. with someone else's change). */
+    function entryRow(e, into) {
       var active = e.status === "ACTIVE";
-      var row = el("tr", { class: active ? null : "voided", "data-entry": e.id });
+      var row = into || el("tr", { "data-entry": e.id });
+      clear(row);
+      row.className = active ? "" : "voided";
       row.appendChild(el("td", { class: "strike", text: fmtDate(e.gradedAt || e.createdAt) }));
       row.appendChild(el("td", { class: "strike", text: typeName(e.typeCode, e.typeLabel) }));
       row.appendChild(el("td", { class: "strike", text: e.description || "" }));
@@ -481,6 +484,23 @@
                                          onclick: function () { openHistory(row, e); } }, "History"));
       row.appendChild(actions);
       return row;
+    }
+
+    /** Another teacher saved the entry meanwhile (409 with the entry as it is now): show their change
+        in the row, take its version for the next save, and say what happened. */
+    function showTheirChange(row, e, current, status, what) {
+      Object.keys(current).forEach(function (k) { e[k] = current[k]; });
+      entryRow(e, row);
+      var by = e.status === "ACTIVE" ? (e.updatedBy || e.createdBy) : e.voidedBy;
+      var at = e.status === "ACTIVE" ? (e.updatedAt || e.createdAt) : e.voidedAt;
+      var now = e.status === "ACTIVE"
+        ? "it is now " + e.points + " points (" + typeName(e.typeCode, e.typeLabel) + ", version " + e.version + ")"
+        : "it was voided (" + (e.voidReason || "no reason") + ")";
+      var rest = e.status === "ACTIVE"
+        ? " Your " + what + " was not saved. Your values are still in the form: save again to put them over it, or cancel."
+        : " Your " + what + " was not saved.";
+      setStatus(status, "Someone else changed this entry while you were editing: " + now + ", by " + nameOf(by) +
+        (at ? " at " + fmtDate(at) : "") + "." + rest, "bad");
     }
 
     /** The panel row under an entry (one at a time per entry); returns its cell. */
@@ -528,7 +548,9 @@
       form.addEventListener("submit", async function (ev) {
         ev.preventDefault();
         clearErrors(form);
-        var body = { points: normPoints(points.value), typeCode: type.value, description: desc.value.trim() || null };
+        // The version read: a correction saved meanwhile by someone else is not overwritten unseen.
+        var body = { points: normPoints(points.value), typeCode: type.value, description: desc.value.trim() || null,
+                     version: e.version };
         if (!body.points) { setFieldError(points, "enter the points"); points.focus(); return; }
         if (type.value === "CUSTOM") {
           body.typeLabel = label.value.trim();
@@ -543,6 +565,10 @@
             " points (version " + r.data.version + ").", "ok");
           await refresh();
           drill.heading.focus();
+        } else if (r.status === 409 && r.data.details && r.data.details.current) {
+          showTheirChange(row, e, r.data.details.current, status, "correction");
+          if (e.status !== "ACTIVE") save.disabled = true;
+          loadSummary();  // the grid shows their change; the drill keeps the form and its values
         } else {
           var rest = showDetails(r.data.details, { points: points, typeCode: type, typeLabel: label, description: desc });
           setStatus(status, "Nothing was changed. " + [r.data.message].concat(rest).join(" "), "bad");
@@ -572,12 +598,16 @@
         if (!reason.value.trim()) { setFieldError(reason, "give a reason for voiding"); reason.focus(); return; }
         confirm.disabled = true;
         setStatus(status, "Voiding…", "busy");
-        var r = await api("DELETE", "/api/grades/entries/" + e.id, { reason: reason.value.trim() });
+        var r = await api("DELETE", "/api/grades/entries/" + e.id, { reason: reason.value.trim(), version: e.version });
         confirm.disabled = false;
         if (r.ok) {
           setStatus(drill.status, "Voided " + typeName(e.typeCode, e.typeLabel) + " " + e.points + " points. It no longer counts.", "ok");
           await refresh();
           drill.heading.focus();
+        } else if (r.status === 409 && r.data.details && r.data.details.current) {
+          showTheirChange(row, e, r.data.details.current, status, "void");
+          if (e.status !== "ACTIVE") confirm.disabled = true;
+          loadSummary();  // the grid shows their change; the drill keeps the form and its values
         } else {
           var rest = showDetails(r.data.details, { reason: reason });
           setStatus(status, "Nothing was changed. " + [r.data.message].concat(rest).join(" "), "bad");

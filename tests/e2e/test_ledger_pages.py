@@ -243,3 +243,35 @@ def test_a_student_without_points_sees_the_empty_state(moodle: Stack, page: Page
     expect(frame.get_by_role("heading", name="My grades in")).to_be_visible()
     expect(frame.get_by_text("No points have been recorded for you")).to_be_visible()
     expect(frame.locator("#my-entries")).to_be_hidden()
+
+
+def test_a_correction_saved_meanwhile_by_another_teacher_is_shown_not_overwritten(moodle: Stack, page: Page) -> None:
+    ta = moodle.platform.users_of_kind("ta")[0]
+    other = moodle.launch(ta.id).token or ""
+    me = moodle.api(other, "/api/me").json()
+    assert moodle.api(other, f"/api/groups/{me['courseId']}/roster/sync", "POST").status_code == 200
+    student = moodle.platform.students[0]
+    roster = moodle.api(other, f"/api/groups/{me['courseId']}/roster").json()["members"]
+    student_id = next(m["personId"] for m in roster if m["name"] == student.name)
+    entry = moodle.api(other, "/api/grades/entries", "POST", json={
+        "offeringId": me["offeringId"], "studentId": student_id, "points": "5", "typeCode": "EXAM"}).json()
+    frame = open_teacher_page(page, moodle)
+    frame.locator("#grid").get_by_role("button", name=student.name).click()
+    drill = frame.locator("#drill")
+    drill.get_by_role("button", name="Correct Exam 5.00").click()
+    drill.get_by_label("Points").fill("7")
+
+    # The other teacher saves first.
+    assert moodle.api(other, f"/api/grades/entries/{entry['id']}", "PUT", json={"points": "6"}).status_code == 200
+    drill.get_by_role("button", name="Save correction").click()
+
+    panel = drill.locator("tr.panel")
+    expect(panel).to_contain_text("Someone else changed this entry while you were editing: it is now 6.00 points")
+    expect(panel).to_contain_text(f"by {ta.name}")
+    expect(drill.get_by_label("Points")).to_have_value("7")  # the teacher's value is kept
+    expect(drill.locator(f'tr[data-entry="{entry["id"]}"]')).to_contain_text("6.00")
+    wait_for_cell(frame, student.name, "Total", "6.00")
+
+    drill.get_by_role("button", name="Save correction").click()  # put mine over theirs, knowingly
+    expect(drill.locator("#drill-status")).to_contain_text("Exam is now 7.00 points (version 3)")
+    wait_for_cell(frame, student.name, "Total", "7.00")

@@ -135,8 +135,22 @@ def _body(schema: str) -> dict[str, Any]:
 
 ERRORS = {str(code): _json("Error", text) for code, text in (
     (401, "No valid session token"), (403, "Not allowed for this session (role or course)"),
-    (404, "Not found"), (409, "The entry is voided"), (422, "Invalid fields; details list each"),
+    (404, "Not found"), (409, "The entry is voided (entry_voided), changed since the version sent (entry_changed: "
+                              "details.current is the entry as it is now), or another request changed the same data "
+                              "at the same moment (conflict)"),
+    (422, "Invalid fields; details list each"),
+    (503, "The database is busy or restarting (database_unavailable): nothing was saved; try again after "
+          "Retry-After seconds"),
 )}
+ETAG = {"ETag": {"description": "The entry's version as an entity tag (\"3\"; \"3-voided\" once voided)",
+                 "schema": {"type": "string"}}}
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+            "description": "The ETag the writer read (or *): a stale one is refused with 409 entry_changed. The "
+                           "body's `version` does the same."}
+
+
+def _entry(description: str = "OK") -> dict[str, Any]:
+    return {**_json("Entry", description), "headers": ETAG}
 
 
 def _param(name: str, where: str = "path", schema: dict[str, Any] | None = None, description: str = "") -> dict[str, Any]:
@@ -155,7 +169,7 @@ def _paths() -> dict[str, Any]:
     return {
         "/api/me": {"get": {"summary": "The session's person, course, offering and roles", "responses": {"200": _json("Me"), **ERRORS}}},
         "/api/grades/entries": {"post": {"summary": "Create an entry", "requestBody": _body("EntryCreate"),
-                                         "responses": {"201": _json("Entry", "Created"), **ERRORS}}},
+                                         "responses": {"201": _entry("Created"), **ERRORS}}},
         "/api/grades/entries/bulk": {"post": {
             "summary": "Create entries for many students of one offering (all or nothing)",
             "requestBody": _body("BulkCreate"),
@@ -164,11 +178,12 @@ def _paths() -> dict[str, Any]:
                                                  "ids": {"type": "array", "items": {"type": "integer"}}}}}}},
                           **ERRORS}}},
         "/api/grades/entries/{entryId}": {
-            "get": {"summary": "Get an entry", "parameters": entry, "responses": {"200": _json("Entry"), **ERRORS}},
-            "put": {"summary": "Correct an ACTIVE entry (old values kept as a revision)", "parameters": entry,
-                    "requestBody": _body("EntryUpdate"), "responses": {"200": _json("Entry"), **ERRORS}},
-            "delete": {"summary": "Void an entry (soft delete) with a reason", "parameters": entry,
-                       "requestBody": _body("VoidRequest"), "responses": {"200": _json("Entry"), **ERRORS}},
+            "get": {"summary": "Get an entry", "parameters": entry, "responses": {"200": _entry(), **ERRORS}},
+            "put": {"summary": "Correct an ACTIVE entry (old values kept as a revision)",
+                    "parameters": [*entry, IF_MATCH], "requestBody": _body("EntryUpdate"),
+                    "responses": {"200": _entry(), **ERRORS}},
+            "delete": {"summary": "Void an entry (soft delete) with a reason", "parameters": [*entry, IF_MATCH],
+                       "requestBody": _body("VoidRequest"), "responses": {"200": _entry(), **ERRORS}},
         },
         "/api/grades/entries/{entryId}/history": {"get": {"summary": "An entry and its earlier versions", "parameters": entry,
                                                           "responses": {"200": {"description": "OK"}, **ERRORS}}},
