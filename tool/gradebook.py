@@ -127,8 +127,14 @@ def roster_changed(db: Session, *, course_id: int, student_ids: Sequence[int] | 
         lacking = lacking.where(~exists().where(Participation.assessment_id == Assessment.id,
                                                 Participation.student_id == candidates[0]))
     ids = list(db.scalars(lacking))
+    if candidates is None or len(candidates) > 1:
+        # A roster sync, usually with nobody new: lock only the assessments someone is missing from.
+        ids = [a.id for a in db.scalars(select(Assessment).where(Assessment.id.in_(ids)).order_by(Assessment.id))
+               if assessments.missing_participants(db, assessment=a, course_id=course_id, candidates=candidates)]
     added = 0
-    for assessment in assessments.lock_assessments(db, ids):
+    locked = assessments.lock_assessments(db, ids)
+    delivery.lock_assessment_columns(db, [a.id for a in locked])  # then their columns, in id order
+    for assessment in locked:
         missing = assessments.missing_participants(db, assessment=assessment, course_id=course_id,
                                                    candidates=candidates)
         new = assessments.add_participations(db, assessment=assessment, student_ids=missing)

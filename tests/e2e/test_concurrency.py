@@ -288,3 +288,99 @@ def test_two_workers_after_one_died_mid_batch_accept_no_score_twice(big_class: K
         posts = [p for p in k.accepted_posts(sub) if D(str(p.body["scoreGiven"])) == expected]
         assert len(posts) == 1, (sub, [p.body for p in k.accepted_posts(sub)])
     assert k.status()["counts"]["delivered"] == 30
+
+
+# -- everything at once, then `python -m tool verify` ----------------------------------------------
+
+
+def test_a_mixed_concurrent_run_leaves_nothing_for_verify_to_find(big_class: Klass, database_url: str,
+                                                                   keys_dir: Path) -> None:
+    import os
+    import random
+    import subprocess
+    import sys
+
+    k = big_class
+    teachers = [k.teacher, second_teacher(k)]
+    bands = {"bands": [{"min_points": 30, "max_points": 60, "grade": "1.0"},
+                       {"min_points": 0, "max_points": 29.99, "grade": "5.0"}]}
+    exams = []
+    for source in ("tasks", "ledger"):
+        exams.append(k.api("POST", f"/api/offerings/{k.offering_id}/assessments",
+                           {"title": f"Exam ({source})", "maxPoints": 60, "source": source}).json()["id"])
+    k.bulk({sub: "5" for sub in k.subs})
+    stop = threading.Event()
+    engines: list[Engine] = []
+
+    def deliver_until_stopped() -> None:
+        engine = make_engine(k.stack.settings.resolved_database_url)
+        engines.append(engine)
+        worker = k.worker()
+        worker.sessions = make_session_factory(engine)
+        while not stop.is_set():
+            worker.run_once()
+
+    def teacher(n: int) -> Counter[str]:
+        rng = random.Random(n)
+        token = teachers[n % 2]
+        seen: Counter[str] = Counter()
+        for _ in range(40):
+            sub = rng.choice(k.subs)
+            action = rng.choice(["entry", "bulk", "correct", "void", "points", "apply"])
+            if action == "entry":
+                r = k.api("POST", "/api/grades/entries", {"offeringId": k.offering_id, "studentId": k.person[sub],
+                                                          "points": str(rng.randint(-3, 9)), "typeCode": "EXAM"},
+                          token=token)
+            elif action == "bulk":
+                r = k.api("POST", "/api/grades/entries/bulk", {
+                    "offeringId": k.offering_id, "typeCode": "SEMINAR",
+                    "items": [{"studentId": k.person[s], "points": "1"} for s in rng.sample(k.subs, 10)]}, token=token)
+            elif action in ("correct", "void"):
+                entries = k.api("GET", f"/api/grades/students/{k.person[sub]}/offerings/{k.offering_id}",
+                                token=token).json()["entries"]
+                if not entries:
+                    continue
+                e = rng.choice(entries)
+                version = e["version"] if rng.random() < 0.5 else None  # half of them as the page sends it
+                if action == "correct":
+                    r = k.api("PUT", f"/api/grades/entries/{e['id']}",
+                              {"points": str(rng.randint(0, 9)), **({"version": version} if version else {})},
+                              token=token)
+                else:
+                    r = k.api("DELETE", f"/api/grades/entries/{e['id']}",
+                              {"reason": "race", **({"version": version} if version else {})}, token=token)
+            elif action == "points":
+                r = k.api("PUT", f"/api/assessments/{exams[0]}/points/{k.person[sub]}",
+                          {"points": str(rng.randint(0, 60))}, token=token)
+            else:
+                exam = rng.choice(exams)
+                scheme = k.api("POST", f"/api/assessments/{exam}/schemes", {"config": bands}, token=token)
+                r = k.api("POST", f"/api/schemes/{scheme.json()['id']}/apply", token=token)
+            seen[f"{action} {r.status_code}"] += 1
+        return seen
+
+    workers = [threading.Thread(target=deliver_until_stopped) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        results = together(*[lambda n=n: teacher(n) for n in range(4)])
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=60)
+        for e in engines:
+            e.dispose()
+    assert all(isinstance(r, Counter) for r in results), results
+    answers: Counter[str] = sum(results, Counter())
+    assert not [a for a in answers if a.split()[1].startswith("5")], answers
+    writes = sum(n for a, n in answers.items() if a.split()[1] in ("200", "201"))
+    k.later(3600)
+    k.deliver()
+
+    env = {**os.environ, "TOOL_ENV": "test", "TOOL_DATABASE_URL": database_url, "TOOL_KEYS_DIR": str(keys_dir)}
+    run = subprocess.run([sys.executable, "-m", "tool", "verify", "--offering", str(k.offering_id)], env=env,
+                         capture_output=True, text=True, timeout=120)
+
+    print(f"\n{writes} writes accepted ({dict(sorted(answers.items()))}); verify: {run.stdout.strip()}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "no difference" in run.stdout and writes > 100

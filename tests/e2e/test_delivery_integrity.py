@@ -260,6 +260,30 @@ def test_a_deep_linked_ledger_total_goes_to_the_column_moodle_created_for_it(moo
         k.close()
 
 
+def test_a_deep_linked_total_is_found_again_when_moodle_no_longer_names_it(moodle: Stack) -> None:
+    link = _deep_link(moodle, title="Homework points", maximum="40", source="ledger_total")
+    k = Klass(moodle, link)
+    try:
+        exam = _assessment(k, title="Quiz")  # its own column on the link: Moodle stops naming the link's column
+        k.deliver()
+        assert "lineitem" not in moodle.platform.ags_claim(link)
+        k.teacher = moodle.launch(moodle.platform.teacher.id, link).token or ""
+        ann = k.subs[0]
+        k.entry(ann, "30")
+        k.deliver()
+
+        deep_linked = [li for li in moodle.platform.store.line_items_of(link) if li.resource_id == "tally:ledger_total"]
+        binding = k.binding()
+        assert len(deep_linked) == 1 and item_id(binding.lineitem_url or "") == deep_linked[0].id
+        assert (binding.maximum_source, binding.score_maximum) == ("lms", D("40"))
+        assert (deep_linked[0].label, deep_linked[0].score_maximum) == ("Homework points", 40.0)  # left as it was
+        assert moodle.platform.store.result(deep_linked[0].id, ann).raw == 30.0
+        assert len(moodle.platform.store.line_items_of(link)) == 2  # the deep-linked column and the quiz's
+        assert k.binding(f"assessment:{exam}").lineitem_url != binding.lineitem_url
+    finally:
+        k.close()
+
+
 def test_a_deep_linked_assessment_item_is_the_column_of_the_placements_assessment(moodle: Stack) -> None:
     link = _deep_link(moodle, title="Final exam", maximum="40", source="assessment")
     k = Klass(moodle, link)

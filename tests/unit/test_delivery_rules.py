@@ -254,6 +254,8 @@ NOT_READY = Score(user_id="7", activity_progress=AP.INITIALIZED, grading_progres
     (NOT_READY, None, True),
     (NOT_READY, _result(None), True),
     (NOT_READY, _result("45"), False),
+    (Score(user_id="7", activity_progress=AP.INITIALIZED, grading_progress=GP.NOT_READY, comment="Exempt."),
+     None, False),  # its comment would be there
 ])
 def test_what_the_lms_holds_is_compared_on_the_columns_scale(score: Score, result: rules.LmsResult | None,
                                                             holds: bool) -> None:

@@ -316,6 +316,10 @@ def save_scheme(db: Session, *, assessment: Assessment, raw_config: dict[str, An
     """Validate a config and store it: into `draft` when it is an unapplied version, else as the next version."""
     config = scheme_bands.parse_config(raw_config, max_points=assessment.max_points)
     canonical, digest = scheme_bands.canonical(config), scheme_bands.version_hash(config)
+    lock_assessment(db, assessment)  # two teachers saving at once make versions n+1 and n+2, not one twice
+    if draft is not None:
+        draft = db.scalar(select(GradeScheme).where(GradeScheme.id == draft.id)
+                          .execution_options(populate_existing=True)) or draft
     if draft is not None and draft.applied_at is None:
         draft.config, draft.version_hash = canonical, digest
         return draft

@@ -223,9 +223,13 @@ def _bind(client: LineItemService, job: BindingJob) -> BindingResult:
                  if i.id and i.id not in job.taken_urls]
     if found:
         item = found[0]
+        own = item.resource_id == job.resource_id  # a deep-linked item keeps its resourceId
+        if not own and job.target == rules.TOTAL_TARGET:
+            # The deep-linked total column: its maximum is the LMS's, as when a launch names it.
+            return BindingResult(lineitem_url=item.id, container_url=job.lineitems_url, bound_via="found",
+                                 lms_maximum=item.score_maximum)
         updated = False
         if item.label != job.label or item.score_maximum != job.score_maximum:
-            own = item.resource_id == job.resource_id  # a deep-linked item keeps its resourceId
             client.update_lineitem(reg, LineItem(id=item.id, label=job.label, score_maximum=job.score_maximum,
                                                  resource_id=job.resource_id if own else item.resource_id,
                                                  tag=job.tag if own else item.tag))
@@ -240,7 +244,7 @@ def resolve(client: LineItemService, job: BindingJob) -> BindingResult:
     """Ask the LMS (outside any transaction); never raises for what the LMS or the network does."""
     try:
         if job.update_only:
-            if job.bound_via == "launch" and job.maximum_source == "lms":
+            if job.maximum_source == "lms":  # the LMS's own column: its title and maximum are the LMS's
                 return BindingResult(lineitem_url=job.lineitem_url, container_url=job.lineitems_url,
                                      bound_via=job.bound_via)
             # The placement's own column keeps the resourceId and tag the LMS (or the deep link) gave it.

@@ -291,7 +291,8 @@ def lms_holds(score: Score, result: LmsResult | None, *, tolerance: Decimal = TO
             and result.comment != score.comment:
         return False
     if not score.writes_grade:
-        return result is None or result.score is None
+        # No result at all holds a score without a grade only when it had nothing to say either.
+        return (result is None and score.comment is None) or (result is not None and result.score is None)
     if result is None or result.score is None:
         return False
     maximum = result.maximum if result.maximum else score.score_maximum or Decimal(1)

@@ -77,6 +77,14 @@ def lock_columns(db: Session, *, offering_id: int, assessment_ids: Sequence[int]
                             .with_for_update(key_share=True))
 
 
+def lock_assessment_columns(db: Session, assessment_ids: Sequence[int]) -> None:
+    """Lock the columns of these assessments (of any offering), in id order: before a change that
+    writes several of them (students who joined the course)."""
+    if locks_rows(db) and assessment_ids:
+        db.connection().execute(select(_B.c.id).where(_B.c.assessment_id.in_(list(assessment_ids)))
+                                .order_by(_B.c.id).with_for_update(key_share=True))
+
+
 def lock_offering_columns(db: Session, *, offering_id: int) -> None:
     """Lock every column of the offering, in id order: before a change that may touch several."""
     if locks_rows(db):
