@@ -13,6 +13,7 @@ from typing import Iterable
 
 import requests
 
+from tool.ags.http import platform_words
 from tool.clock import epoch
 from tool.errors import ToolError
 from tool.lti.keys import KeyStore
@@ -66,10 +67,13 @@ def request_access_token(
     except requests.RequestException as exc:
         raise TokenRequestError(f"token endpoint {token_url} unreachable: {exc}") from exc
     if resp.status_code != 200:
-        # Moodle puts the detail in the reason phrase, Canvas in a JSON body: keep both.
+        # Moodle puts the detail in the reason phrase, Canvas in a JSON body: keep both. An HTML
+        # error page (Moodle's token.php when its HTTP security blocks the tool's JWKS URL) is
+        # one line, its title: never markup in a teacher's page.
+        words = platform_words(resp)
         raise TokenRequestError(
-            f"token endpoint answered {resp.status_code} {resp.reason}: {resp.text[:500]}",
-            details={"status": resp.status_code, "reason": resp.reason, "body": resp.text[:2000]},
+            f"token endpoint answered {resp.status_code} {resp.reason}: {words}",
+            details={"status": resp.status_code, "reason": resp.reason, "body": words},
         )
     try:
         body = resp.json()
