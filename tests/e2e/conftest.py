@@ -7,6 +7,7 @@ import html
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
@@ -168,11 +169,19 @@ def start_stack(engine: Engine, database_url: str, keys_dir: Path, key_path: Pat
 
 
 def stop_all(things: list[Any]) -> None:
-    """Stop the servers, then close the tool's services (pooled connections)."""
+    """Stop the servers, then close the tool's services (pooled connections).
+
+    A request thread may still be in its teardown after its answer went out (the server does not
+    wait for it): its database connection is waited for, or it would go back to a pool already
+    disposed and never be closed.
+    """
     for thing in things:
         if isinstance(thing, (ServerThread, SandboxServer)):
             thing.stop()
         else:
+            deadline = time.monotonic() + 5
+            while thing.engine.pool.checkedout() and time.monotonic() < deadline:
+                time.sleep(0.01)
             thing.close()
 
 
