@@ -5,6 +5,10 @@ Endpoints (Moodle mode | Canvas mode; see paths.py):
     GET  /                                   launch page: course, links, people, the tool in an iframe
     POST /launch                             starts a login initiation (user_id, resource_link_id)
     GET  /gradebook                          line items x users, and every score post with its answer
+    POST /gradebook/grade                    a teacher edits a grade (line_item_id, user_id, score, comment)
+    POST /gradebook/assignments/<id>/publish        Canvas: publish (published=1) or unpublish (0)
+    POST /gradebook/assignments/<id>/grading-period Canvas: close (closed=1) or reopen (0) its grading period
+    POST /gradebook/course                          Canvas: conclude (concluded=422|404) or reopen ("")
     GET  /.well-known/openid-configuration   platform discovery
     GET  /mod/lti/certs.php | /api/lti/security/jwks                     platform JWKS
     GET, POST /mod/lti/auth.php | /api/lti/authorize_redirect           OIDC authorization
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, redirect, render_template, request
 
 from tool.sandbox import ags, deeplink, dynreg, nrps, oidc, tokens
 from tool.sandbox.config import SandboxConfig
@@ -68,12 +72,59 @@ def register_pages(app: Flask, platform: Platform) -> None:
             posts = list(reversed(store.score_posts))
         students = [u for u in platform.users.values() if u.kind == "student" or
                     any(key[1] == u.id for key in results)]
+        assignments = {a.id: a for a in platform.store.assignments.values()}
+        grading = {li.id: platform.store.is_assignment_line_item(li) for li in items}
         return render_template("sandbox/gradebook.html", platform=platform, items=items, results=results,
-                               students=students, posts=posts)
+                               students=students, posts=posts, assignments=assignments, grading=grading)
+
+    def refused(problem: str) -> tuple[str, int]:
+        return render_template("sandbox/error.html", platform=platform, problem=problem), 400
+
+    def edit_grade() -> Response | tuple[str, int]:
+        try:
+            item_id = int(request.form.get("line_item_id", ""))
+            text = request.form.get("score", "").strip().replace(",", ".")
+            score = float(text) if text else None
+        except ValueError:
+            return refused("line_item_id and score must be numbers")
+        comment = request.form.get("comment", "").strip() or None
+        try:
+            platform.teacher_edits_grade(item_id, request.form.get("user_id", ""), score, comment)
+        except KeyError:
+            return refused("Unknown line item or user")
+        return redirect("/gradebook", 303)
+
+    def publish(assignment_id: int) -> Response | tuple[str, int]:
+        try:
+            platform.publish(assignment_id, request.form.get("published", "1") == "1")
+        except KeyError:
+            return refused("Unknown assignment")
+        return redirect("/gradebook", 303)
+
+    def grading_period(assignment_id: int) -> Response | tuple[str, int]:
+        try:
+            platform.set_grading_period_closed(assignment_id, request.form.get("closed", "1") == "1")
+        except KeyError:
+            return refused("Unknown assignment")
+        return redirect("/gradebook", 303)
+
+    def course_state() -> Response | tuple[str, int]:
+        value = request.form.get("concluded", "")
+        if value not in ("", "404", "422"):
+            return refused("concluded must be 422, 404 or empty")
+        platform.conclude_course(int(value) if value else None)
+        return redirect("/gradebook", 303)
 
     app.add_url_rule("/", "index", index)
     app.add_url_rule("/launch", "launch", launch, methods=["POST"])
     app.add_url_rule("/gradebook", "gradebook", gradebook)
+    app.add_url_rule("/gradebook/grade", "gradebook_edit_grade", edit_grade, methods=["POST"])
+    if platform.mode == "canvas":
+        app.add_url_rule("/gradebook/assignments/<int:assignment_id>/publish", "gradebook_publish", publish,
+                         methods=["POST"])
+        app.add_url_rule("/gradebook/assignments/<int:assignment_id>/grading-period", "gradebook_grading_period",
+                         grading_period, methods=["POST"])
+        app.add_url_rule("/gradebook/course", "gradebook_course", course_state, methods=["POST"])
 
 
 def create_sandbox_app(config: SandboxConfig) -> Flask:
