@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 from urllib.parse import urljoin
 
 import requests
 
+from tool.ags.http import platform_words
 from tool.errors import ToolError
 
 MEMBERSHIP_CONTAINER_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
@@ -201,25 +201,6 @@ def parse_member(data: object) -> Member | None:
     )
 
 
-def _platform_words(resp: requests.Response) -> str:
-    """What the platform said: Canvas's JSON `errors`, else Moodle's reason phrase, else the body."""
-    try:
-        body: Any = resp.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list):
-            words = [str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")]
-            if words:
-                return "; ".join(words)
-        for key in ("error_description", "message", "error"):
-            if isinstance(body.get(key), str) and body[key]:
-                return str(body[key])
-    # Moodle answers the body `[]` and puts the detail in the reason phrase.
-    return (resp.reason or "").strip() or resp.text.strip()[:300]
-
-
 def fetch_page(http: requests.Session, *, url: str, access_token: str, timeout: float) -> RosterPage:
     """GET one page of the membership container."""
     headers = {"Accept": MEMBERSHIP_CONTAINER_TYPE, "Authorization": f"Bearer {access_token}"}
@@ -230,7 +211,7 @@ def fetch_page(http: requests.Session, *, url: str, access_token: str, timeout: 
             f"The LMS roster service could not be reached: {exc}", details={"url": url, "status": None}
         ) from exc
     if resp.status_code != 200:
-        words = _platform_words(resp)
+        words = platform_words(resp)  # Canvas's JSON errors, Moodle's reason phrase, or the body
         raise RosterUnavailable(
             f"The LMS roster service answered {resp.status_code}: {words}",
             details={"url": url, "status": resp.status_code, "reason": resp.reason, "body": resp.text[:2000]},
