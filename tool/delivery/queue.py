@@ -159,6 +159,7 @@ class Recorded:
     failed: int = 0
     rebinding: int = 0
     lost_claims: int = 0  # rows another worker took over after this one's claim expired
+    waiting: int = 0  # refused until a teacher acts in the LMS (unpublished, closed, concluded)
 
 
 _RELEASE = {"claimed_by": None, "claim_expires_at": None, "inflight": None, "inflight_version": None}
@@ -208,6 +209,13 @@ def record_outcomes(db: Session, *, worker: str, results: Sequence[tuple[Claimed
                                       retry_after=outcome.retry_after, rand=rand)
             by_kind["plain"].append({**base, "state": "retrying", "next": now + dt.timedelta(seconds=delay)})
             done.retrying += 1
+        elif outcome.kind == "waiting":
+            # The LMS takes no grade here until a teacher acts there: a long pause (at least the
+            # outcome's), whatever Tally changes meanwhile.
+            delay = rules.retry_delay(claimed.attempts, base=backoff_base, cap=max(backoff_cap, outcome.retry_after or 0),
+                                      retry_after=outcome.retry_after, rand=rand)
+            by_kind["plain"].append({**base, "state": "waiting", "next": now + dt.timedelta(seconds=delay)})
+            done.waiting += 1
         elif outcome.status == 404 and claimed.attempts < LOST_COLUMN_ATTEMPTS:
             # The column is gone (deleted in the LMS, or the course was copied): bind again.
             lost_bindings.add(claimed.binding_id)
@@ -236,17 +244,17 @@ def record_outcomes(db: Session, *, worker: str, results: Sequence[tuple[Claimed
 
 
 def force_due(db: Session, *, offering_id: int, now: dt.datetime) -> int:
-    """Make the offering's retrying rows due now ("sync now" and `python -m tool sync`)."""
+    """Make the offering's retrying and waiting rows due now ("sync now" and `python -m tool sync`)."""
     ids = select(_B.c.id).where(_B.c.offering_id == offering_id).scalar_subquery()
     result = db.connection().execute(
-        update(_T).where(_T.c.binding_id.in_(ids), _T.c.state == "retrying").values(next_attempt_at=now))
+        update(_T).where(_T.c.binding_id.in_(ids), _T.c.state.in_(("retrying", "waiting"))).values(next_attempt_at=now))
     db.connection().execute(update(_B).where(_B.c.offering_id == offering_id, _B.c.next_attempt_at.is_not(None))
                             .values(next_attempt_at=now))
     return int(result.rowcount or 0)
 
 
 def due_count(db: Session, *, now: dt.datetime, offering_id: int | None = None) -> int:
-    """How many rows wait to be sent now or later (pending or retrying), optionally of one offering."""
+    """How many rows wait to be sent now or later (pending, retrying or waiting), optionally of one offering."""
     from sqlalchemy import func
 
     stmt = select(func.count()).select_from(_T.join(_B, _B.c.id == _T.c.binding_id)).where(

@@ -30,14 +30,14 @@ from tool.ags.client import Outcome
 from tool.ags.score import Score
 from tool.clock import utcnow
 from tool.config import Settings
-from tool.delivery import bindings
+from tool.delivery import bindings, guard
 from tool.delivery.queue import Claimed, claim_due, record_outcomes
 from tool.errors import ToolError
 
 log = logging.getLogger(__name__)
 
 
-class ScoreSender(bindings.LineItemService, Protocol):
+class ScoreSender(bindings.LineItemService, guard.ResultReader, Protocol):
     """The AgsClient calls a worker makes."""
 
     def post_scores(self, reg: Any, items: Sequence[tuple[str, Score]]) -> list[Outcome]:
@@ -58,6 +58,7 @@ class StepResult:
     rebinding: int = 0
     held: int = 0  # progress scores not sent: a grade was accepted before
     lost_claims: int = 0
+    waiting: int = 0  # refused until a teacher acts in the LMS (publishes, reopens)
 
     @property
     def busy(self) -> bool:
@@ -121,13 +122,15 @@ class DeliveryWorker:
         result = StepResult(held=claim.held, sent=len(claim.items))
         if not claim.items:
             return result
-        answers = self._post(claim.items, claim.registrations)
+        # Canvas does not protect a teacher's edit: check what it holds before overwriting (guard.py).
+        send, held = guard.screen(self.sessions, self.client, claim.items, claim.registrations)
+        answers = held + self._post(send, claim.registrations)
         with self.sessions() as db:
             done = record_outcomes(db, worker=self.name, results=answers, now=utcnow(),
                                    backoff_base=s.delivery_backoff_base_seconds,
                                    backoff_cap=s.delivery_backoff_max_seconds, rand=self.rand)
             db.commit()
-        for name in ("accepted", "superseded", "retrying", "failed", "rebinding", "lost_claims"):
+        for name in ("accepted", "superseded", "retrying", "failed", "rebinding", "lost_claims", "waiting"):
             setattr(result, name, getattr(done, name))
         return result
 
