@@ -251,6 +251,14 @@ def test_canvas_json_describes_placements_privacy_and_scopes(moodle: Stack) -> N
     assert body["custom_fields"]
 
 
+def test_canvas_json_shows_course_navigation_to_every_member_not_only_admins(base_settings) -> None:  # type: ignore[no-untyped-def]
+    # "admins" would hide Tally from the students it is for; README says how to limit it.
+    placements = {p["placement"]: p for p in canvas_developer_key(base_settings)["extensions"][0]["settings"]["placements"]}
+
+    navigation = placements["course_navigation"]
+    assert navigation["visibility"] == "members" and navigation["default"] == "enabled"
+
+
 def test_canvas_json_follows_the_public_base_url(base_settings) -> None:  # type: ignore[no-untyped-def]
     settings = base_settings.model_copy(update={"public_base_url": "https://tally.example.edu"})
     body = canvas_developer_key(settings)
