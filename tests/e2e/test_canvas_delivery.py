@@ -435,3 +435,21 @@ def test_a_huge_error_description_is_cut_and_escaped(canvas_stack: Stack) -> Non
     assert answer.status_code == 400
     assert "<script>" not in answer.text and "<b>x</b>" not in answer.text
     assert len(answer.text) < 20_000
+
+
+def test_a_platform_refusing_the_whole_scope_set_gets_a_token_per_call_instead(
+        canvas_stack: Stack, classes: list[Klass]) -> None:
+    k = class_at(canvas_stack, classes, "rl-1")  # the launch listed every scope, the roster's too
+    # An admin takes the roster scope off the developer key: Canvas now refuses the whole set.
+    k.platform.tool_scopes = [s for s in k.platform.tool_scopes if "lti-nrps" not in s]
+    forget_tokens(k)
+    before = set(k.platform.tokens._tokens)  # noqa: SLF001  (the sandbox's own record)
+    requests_before = k.platform.token_requests
+    k.entry(k.subs[0], "6")
+
+    k.deliver()
+
+    assert visible(k, k.subs[0]) == D("6.00")
+    issued = [t for v, t in k.platform.tokens._tokens.items() if v not in before]  # noqa: SLF001
+    assert issued and all(t.scopes <= k.platform.tool_scopes for t in issued)
+    assert k.platform.token_requests - requests_before == len(issued) + 1  # the one refused request

@@ -14,7 +14,7 @@ The score of a pair (line item, person) follows from Tally's data alone:
 * extra credit (more than the maximum) passes through; Moodle clamps what it shows.
 
 Timestamps strictly increase per pair and never repeat the whole second of the previous one:
-Moodle compares whole seconds and answers 409 to an equal one (../shared/PLATFORMS.md).
+Moodle compares whole seconds and answers 409 to an equal one (docs/platforms.md).
 """
 
 from __future__ import annotations
