@@ -198,10 +198,10 @@ class AgsClient:
         self.slots = PlatformSlots(settings.ags_concurrency)
         self._registrations: dict[TokenKey, PlatformRegistration] = {}
         self._registrations_lock = threading.Lock()
-        # registration id -> (the scopes its launches grant, when to look again); and the
-        # registrations whose platform refused a token for that whole set.
+        # registration id -> (the scopes its launches grant, when to look again); and the sets a
+        # platform refused to grant together (asked again once the launches grant another set).
         self._granted: dict[int, tuple[frozenset[str] | None, float]] = {}
-        self._whole_set_refused: set[tuple[str, str]] = set()
+        self._refused_sets: set[tuple[str, str, frozenset[str]]] = set()
         # Room for a few platforms' batches at once; each request still waits for its platform's slot.
         self._pool = ThreadPoolExecutor(max_workers=min(64, settings.ags_concurrency * 4),
                                         thread_name_prefix="tally-ags")
@@ -241,10 +241,9 @@ class AgsClient:
 
     def _token_scopes(self, reg: PlatformRegistration, scopes: Sequence[str]) -> tuple[str, ...]:
         """The scopes to ask for: every granted one where that covers the call, else the call's own."""
-        if (reg.issuer, reg.client_id) not in self._whole_set_refused:
-            granted = self.granted_scopes(reg)
-            if granted and covers(granted, scopes):
-                return tuple(sorted(granted))
+        granted = self.granted_scopes(reg)
+        if granted and covers(granted, scopes) and (reg.issuer, reg.client_id, granted) not in self._refused_sets:
+            return tuple(sorted(granted))
         return tuple(scopes)
 
     def _key(self, reg: PlatformRegistration, scopes: Sequence[str]) -> TokenKey:
@@ -261,10 +260,10 @@ class AgsClient:
         except TokenRequestError as exc:
             if key.scopes == tuple(sorted(set(scopes))) or not _scope_refused(exc):
                 raise
-            # The platform will not grant the whole set together: from now on each call asks
-            # for its own scopes.
+            # The platform will not grant the whole set together: each call asks for its own
+            # scopes until the launches grant another set.
             with self._registrations_lock:
-                self._whole_set_refused.add((reg.issuer, reg.client_id))
+                self._refused_sets.add((reg.issuer, reg.client_id, frozenset(key.scopes)))
             key = self._key(reg, scopes)
             return key, self.tokens.get(key)
 
