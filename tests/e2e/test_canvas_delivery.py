@@ -453,3 +453,26 @@ def test_a_platform_refusing_the_whole_scope_set_gets_a_token_per_call_instead(
     issued = [t for v, t in k.platform.tokens._tokens.items() if v not in before]  # noqa: SLF001
     assert issued and all(t.scopes <= k.platform.tool_scopes for t in issued)
     assert k.platform.token_requests - requests_before == len(issued) + 1  # the one refused request
+
+
+def test_a_course_concluded_the_older_way_404_loses_nothing_and_delivers_once_reopened(
+        canvas_stack: Stack, classes: list[Klass]) -> None:
+    # Without Canvas's ags_improved_course_concluded_response_codes flag every call is 404: Tally
+    # cannot tell that from a deleted column, looks for the column again, and says what the LMS said.
+    k = class_at(canvas_stack, classes, "rl-1")
+    ann = k.subs[0]
+    k.entry(ann, "5")
+    k.deliver()
+    k.platform.conclude_course(404)
+    k.later(2)
+    k.entry(ann, "1")
+
+    k.deliver()
+
+    assert raw(k.platform.store.result(1, ann)) == D("5.00")  # the assignment's column, as before
+    assert "does not exist" in (k.binding().last_error or "")
+    assert k.rows()[ann].state in ("pending", "retrying")  # kept, not failed
+    k.platform.conclude_course(None)
+    r = k.api("POST", f"/api/offerings/{k.offering_id}/delivery/sync")
+    assert r.status_code == 200, r.text
+    assert visible(k, ann) == D("6.00")
