@@ -80,6 +80,7 @@ def test_one_paste_registers_tally_then_the_admin_activates_and_a_teacher_launch
     r = no_cookies().post(stack.platform.config.base_url + f"/admin/tools/{tool.client_id}/activate",
                           allow_redirects=False)
     assert r.status_code == 303 and stack.platform.client_id == tool.client_id
+    assert stack.platform.tool_scopes == frozenset(tool.scopes)  # the key's scopes are what it granted
     teacher = stack.platform.teacher.id
     refused = stack.launch(teacher)
     assert refused.status == 403 and refused.refusal_code == "deployment_not_active"
