@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from tool.sandbox.errors import ServiceError
@@ -45,7 +45,7 @@ def _positive_int(value: str | None, name: str) -> int | None:
 class Page:
     """One page of a container and the links to announce."""
 
-    items: list
+    items: list[Any]
     links: dict[str, str]  # rel -> URL
 
     @property

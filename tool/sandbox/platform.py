@@ -1,7 +1,10 @@
 """The platform itself: its key, its people and course, login initiation, id_token claims, signing.
 
 A `Platform` is the object behind the sandbox app (`app.extensions["sandbox"]`). Tests use it
-directly to craft good and bad launches and to turn the fault knobs.
+directly to craft good and bad launches and to turn the fault knobs, and to act as a teacher in
+the LMS: `teacher_edits_grade`, and in canvas mode `publish`, `set_grading_period_closed`,
+`conclude_course`, `add_assignment`, `student_view_user`, `tool_scopes` (the developer key's)
+and `throttle` (Canvas's request throttle, tool/sandbox/throttle.py).
 """
 
 from __future__ import annotations
