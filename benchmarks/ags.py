@@ -1,13 +1,16 @@
 """Benchmark: deliver 1,000 scores to the sandbox LMS through Tally's AgsClient and two pylti1p3 ways, in one run.
 
     python benchmarks/ags.py [--scores 1000] [--latency-ms 5] [--concurrency N] [--mode moodle|canvas]
-                             [--example-app-scores 200] [--strict]
+                             [--canvas-throttle] [--example-app-scores 200] [--strict]
 
 The sandbox LMS runs in a child process on loopback (its own interpreter, so its request
 handling does not compete with the clients for one GIL), served with HTTP/1.1 keep-alive as
 Moodle and Canvas are, with `--latency-ms` (default 5) added to every AGS call. It counts
 token requests (its token endpoint) and TCP connections (accepted sockets). The tool's
 JWKS, which the sandbox fetches to verify client assertions, is served from this process.
+In canvas mode the sandbox throttles as Canvas does (tool/sandbox/throttle.py), which would
+refuse the pylti1p3 ways' token per grade: the benchmark measures the clients, so it switches
+the throttle off unless `--canvas-throttle` is given.
 
 Three ways to send the same scores (points 0..10 of 10, one per student, each way to its
 own line item so that no score supersedes another):
@@ -83,8 +86,10 @@ def sandbox_process(conn: Any, config: dict[str, Any], latency_ms: int, students
     from tool.sandbox import SandboxConfig, create_sandbox_app
     from tool.sandbox.server import SandboxServer
 
+    throttle = bool(config.pop("throttle", False))
     app = create_sandbox_app(SandboxConfig(**config))
     platform = app.extensions["sandbox"]
+    platform.throttle.configure(enabled=throttle and platform.mode == "canvas")
     added = [u.id for u in platform.add_students(students)]
     server = SandboxServer(app, port=int(config["base_url"].rsplit(":", 1)[1])).start()
     platform.connections.attach(server.server)
@@ -418,6 +423,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=None,
                    help="Tally's per-platform cap (default: the ags_concurrency setting)")
     p.add_argument("--mode", choices=("moodle", "canvas"), default="moodle", help="sandbox mode (default moodle)")
+    p.add_argument("--canvas-throttle", action="store_true",
+                   help="keep the canvas sandbox's request throttle on (off by default: the clients are measured)")
     p.add_argument("--example-app-scores", type=int, default=200, metavar="N",
                    help="scores sent the example app's way: the first N of the same students, its time scaled "
                    "to --scores (each of its grades costs the same: a new session, token and key load; "
@@ -468,6 +475,7 @@ def run(args: argparse.Namespace) -> int:
             "tool_launch_url": tool.jwks_server.url + "/lti/launch",
             "tool_jwks_url": tool.jwks_server.url + "/.well-known/jwks.json", "mode": args.mode,
             "client_id": CLIENT_ID, "deployment_id": DEPLOYMENT_ID, "key_path": workdir / "platform.pem",
+            "throttle": args.canvas_throttle,
         }, args.latency_ms, args.scores + WARMUP_SCORES)
         students, warmup_students = sandbox.students[:args.scores], sandbox.students[args.scores:]
         reg = BenchRegistration(base_url, CLIENT_ID, paths.auth_url, paths.token_url)

@@ -225,8 +225,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             total = res.worker.drain(offering_id=args.offering, on_step=step)
         with res.worker.sessions() as db:
             counts = status.counts_by_state(db, offering_id=args.offering)
-        print(f"sent {total.sent}: accepted {total.accepted}, to retry {total.retrying}, failed {total.failed}, "
-              f"superseded {total.superseded}")
+        print(f"sent {total.sent}: accepted {total.accepted}, to retry {total.retrying}, waiting {total.waiting}, "
+              f"failed {total.failed}, superseded {total.superseded}")
         print("now " + ", ".join(f"{state} {n}" for state, n in counts.items()))
         return 1 if counts["failed"] else 0
     finally:

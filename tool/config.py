@@ -74,6 +74,9 @@ class Settings(BaseModel):
     delivery_backoff_base_seconds: float = Field(default=2.0, gt=0, le=600)
     delivery_backoff_max_seconds: float = Field(default=900.0, gt=0, le=86400)
     delivery_sync_now_seconds: float = Field(default=20.0, ge=0, le=300)
+    # A score the LMS will not take until a teacher acts there (an unpublished assignment, a
+    # closed grading period, a concluded course) waits at least this long between tries.
+    delivery_waiting_seconds: float = Field(default=900.0, gt=0, le=86400)
     delivery_worker_in_process: bool = True
     # Longer than the max-age our JWKS answer carries (300 s), so a platform that caches it has
     # fetched the new key before anything is signed with it.

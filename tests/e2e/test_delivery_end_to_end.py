@@ -22,7 +22,7 @@ def gradebook(stack: Stack) -> dict[str, dict[str, dict[str, str]]]:
     """The sandbox's gradebook page as {column label: {student: {raw, final, comment, activity, grading}}}."""
     text = no_cookies().get(stack.sandbox.url + "/gradebook").text
     columns: dict[str, dict[str, dict[str, str]]] = {}
-    for section in re.findall(r"<section.*?</section>", text, re.S):
+    for section in re.findall(r'<section aria-labelledby="item-\d+">.*?</section>', text, re.S):
         label = html.unescape(re.search(r'<h2 id="item-\d+">(.*?) <span', section, re.S).group(1))  # type: ignore[union-attr]
         columns[label] = {}
         for name, row in re.findall(r'<tr>\s*<th scope="row">([^<]+)</th>(.*?)</tr>', section, re.S):

@@ -112,12 +112,15 @@ def test_a_newer_score_in_the_lms_supersedes_tallys_until_the_teacher_resends(kl
     assert stored is not None
     with klass.platform.store.lock:
         stored.raw = stored.final = 77.0
+        stored.result_score = 77.0  # what Canvas's result service reports for it
         stored.timestamp = utcnow() + dt.timedelta(seconds=1)
     result = klass.worker().drain()
     assert result.superseded == 1 and result.accepted == 0
     row = klass.rows()[ann]
     assert row.state == "superseded" and row.last_error
-    assert row.last_status == (409 if klass.platform.mode == "moodle" else 400)
+    # Moodle refuses the older score (409, read back); Canvas's is held before it is sent
+    # (tool/delivery/guard.py), so there is no status.
+    assert row.last_status == (409 if klass.platform.mode == "moodle" else None)
     assert raw(klass.result(ann)) == D("77.00")  # the LMS's newer grade stays
     assert klass.worker().drain().sent == 0  # and is not fought over
     klass.later(3)  # the teacher looks at it a little later

@@ -24,6 +24,17 @@ BANDS = {"bands": [{"min_points": 9, "max_points": 10, "grade": "1.0"},
          "absentGrade": "5.0"}
 
 
+def expected_link(k: Klass) -> str | None:
+    """The resourceLinkId Tally gives the columns it makes: the placement's on Moodle; none on Canvas,
+    where a column is an assignment of its own (test_canvas_delivery.py)."""
+    return k.link if k.platform.mode == "moodle" else None
+
+
+def total_columns(k: Klass) -> list[int]:
+    """The ids of the LMS's line items that are a Tally total."""
+    return sorted(li.id for li in k.platform.store.line_items.values() if li.resource_id == rules.TOTAL_RESOURCE_ID)
+
+
 @pytest.fixture
 def link2(stack: Stack) -> Iterator[Klass]:
     """The second placement: the sandbox has no line item for it, so its launches name none."""
@@ -41,7 +52,7 @@ def test_without_a_launch_line_item_the_total_gets_a_column_tally_creates(link2:
     assert b.bound_via == "created" and b.container_url == link2.platform.paths.lineitems_url
     item = link2.item()
     assert (item.label, item.score_maximum, item.resource_id, item.tag, item.resource_link_id) == (
-        "Tally: Final exam (total)", 100.0, rules.TOTAL_RESOURCE_ID, rules.TOTAL_TAG, "rl-2")
+        "Tally: Final exam (total)", 100.0, rules.TOTAL_RESOURCE_ID, rules.TOTAL_TAG, expected_link(link2))
     assert raw(link2.result(ann)) == D("55.00")
 
 
@@ -59,7 +70,7 @@ def test_a_column_that_exists_in_the_lms_is_found_by_its_resource_id_not_created
     link2.entry(ann, "5")
     link2.deliver()
     assert link2.binding().bound_via == "found" and link2.binding().lineitem_url == first
-    assert len(link2.platform.store.line_items_of("rl-2")) == 1
+    assert len(total_columns(link2)) == 1
     assert raw(link2.result(ann)) == D("15.00")
 
 
@@ -71,9 +82,11 @@ def test_the_total_follows_a_course_copy_to_the_copied_column_instead_of_duplica
     # The course was copied: the LMS copied the column (same resourceId, for the new placement),
     # and the offering's launches now come from the copy's container. The old binding points
     # into the original course.
+    assignment = platform.store.add_assignment(title="Tally: Final exam (total)", points_possible=100.0) \
+        if platform.mode == "canvas" else None  # on Canvas the column is an assignment, copied as one
     copied = platform.store.add_line_item(label="Tally: Final exam (total)", score_maximum=100.0,
-                                          resource_link_id="rl-2", resource_id=rules.TOTAL_RESOURCE_ID,
-                                          tag=rules.TOTAL_TAG)
+                                          resource_link_id=expected_link(link2), resource_id=rules.TOTAL_RESOURCE_ID,
+                                          tag=rules.TOTAL_TAG, assignment_id=assignment.id if assignment else None)
     with link2.stack.session() as db:
         db.execute(update(LineItemBinding).where(LineItemBinding.offering_id == link2.offering_id).values(
             container_url="http://lms.example/original-course/lineitems",
@@ -85,7 +98,7 @@ def test_the_total_follows_a_course_copy_to_the_copied_column_instead_of_duplica
     b = link2.binding()
     assert b.bound_via == "found" and item_id(b.lineitem_url or "") == copied.id
     assert b.container_url == platform.paths.lineitems_url
-    assert [li.id for li in platform.store.line_items_of("rl-2")] == [copied.id]
+    assert total_columns(link2) == [copied.id]
     # Everything is sent to the copy, Ann's earlier total included.
     assert raw(platform.store.result(copied.id, ann)) == D("20.00")
     assert raw(platform.store.result(copied.id, ben)) == D("8.00")
@@ -101,7 +114,7 @@ def test_the_teacher_sets_the_totals_maximum_and_the_column_and_scores_follow(li
     link2.deliver()
     item = link2.item()
     assert item.score_maximum == 40.0 and item.label == "Tally: Final exam (total)"  # PUT kept the label
-    assert item.resource_link_id == "rl-2"  # and what the platform holds beside it
+    assert item.resource_link_id == expected_link(link2)  # and what the platform holds beside it
     assert raw(link2.result(ann)) == D("30.00")
     last = link2.accepted_posts(ann)[-1].body
     assert (last["scoreGiven"], last["scoreMaximum"]) == (30, 40)
@@ -178,7 +191,7 @@ def test_each_assessment_gets_its_own_column_with_its_maximum_and_the_grade_in_t
     assert b.bound_via == "created"
     item = klass.item(exam.target)
     assert (item.label, item.score_maximum, item.resource_id, item.tag, item.resource_link_id) == (
-        "Midterm", 10.0, rules.assessment_resource_id(exam.id), rules.ASSESSMENT_TAG, "rl-1")
+        "Midterm", 10.0, rules.assessment_resource_id(exam.id), rules.ASSESSMENT_TAG, expected_link(klass))
     assert item.id != item_id(klass.platform.paths.lineitem_url(1))  # not the placement's own column
     assert (exam.body(ann)["scoreGiven"], exam.body(ann)["scoreMaximum"], exam.body(ann)["comment"]) == (
         8.5, 10, "Grade 1.3")
@@ -312,6 +325,6 @@ def test_a_column_deleted_in_the_lms_is_made_again_and_refilled(link2: Klass) ->
     assert result.rebinding == 1 and result.bound == 1
     item = link2.item()
     assert item.id != gone and item.resource_id == rules.TOTAL_RESOURCE_ID
-    assert [li.id for li in link2.platform.store.line_items_of("rl-2")] == [item.id]
+    assert total_columns(link2) == [item.id]
     assert raw(link2.result(ann)) == D("7.00") and raw(link2.result(ben)) == D("9.00")
     assert {r.state for r in link2.rows().values()} == {"delivered"}

@@ -80,6 +80,7 @@ def test_one_paste_registers_tally_then_the_admin_activates_and_a_teacher_launch
     r = no_cookies().post(stack.platform.config.base_url + f"/admin/tools/{tool.client_id}/activate",
                           allow_redirects=False)
     assert r.status_code == 303 and stack.platform.client_id == tool.client_id
+    assert stack.platform.tool_scopes == frozenset(tool.scopes)  # the key's scopes are what it granted
     teacher = stack.platform.teacher.id
     refused = stack.launch(teacher)
     assert refused.status == 403 and refused.refusal_code == "deployment_not_active"
@@ -249,6 +250,14 @@ def test_canvas_json_describes_placements_privacy_and_scopes(moodle: Stack) -> N
     assert placements["link_selection"]["message_type"] == "LtiDeepLinkingRequest"
     assert body == canvas_developer_key(moodle.settings)
     assert body["custom_fields"]
+
+
+def test_canvas_json_shows_course_navigation_to_every_member_not_only_admins(base_settings) -> None:  # type: ignore[no-untyped-def]
+    # "admins" would hide Tally from the students it is for; README says how to limit it.
+    placements = {p["placement"]: p for p in canvas_developer_key(base_settings)["extensions"][0]["settings"]["placements"]}
+
+    navigation = placements["course_navigation"]
+    assert navigation["visibility"] == "members" and navigation["default"] == "enabled"
 
 
 def test_canvas_json_follows_the_public_base_url(base_settings) -> None:  # type: ignore[no-untyped-def]

@@ -86,6 +86,9 @@ def test_no_launch_or_service_call_fails_during_a_rotation_with_a_caching_platfo
         rot_stack: Stack, own_keys: Path) -> None:
     stack = rot_stack
     stack.platform.tokens.jwks_cache_seconds = 1.0  # trusts a fetched JWKS for 1 s, unknown kids included
+    # This loop asks for a token every 50 ms; Canvas would throttle that (each token costs 200
+    # units of its rate limit, tests/sandbox/test_canvas_code.py): the subject here is the key.
+    stack.platform.throttle.configure(enabled=False)
     signer = KeyStore(own_keys)
     old = _signing_kid(own_keys)
     _token(stack, signer)  # the platform now caches a JWKS with the old key only

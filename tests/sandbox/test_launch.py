@@ -128,27 +128,28 @@ def test_auth_endpoint_accepts_a_get_request_too(sandbox: Sandbox) -> None:
         ("login_hint", "999"),
     ],
 )
-def test_auth_endpoint_refuses_each_bad_field_with_a_page_naming_it(
-    sandbox: Sandbox, field: str, value: str | None
+def test_moodle_auth_endpoint_refuses_each_bad_field_with_a_page_naming_it(
+    moodle: Sandbox, field: str, value: str | None
 ) -> None:
-    params = auth_params(sandbox, sandbox.platform.teacher.id)
+    # Canvas posts most of these back to the tool instead (test_canvas_code.py).
+    params = auth_params(moodle, moodle.platform.teacher.id)
     if value is None:
         del params[field]
     else:
         params[field] = value
 
-    answer = sandbox.http.post(sandbox.platform.paths.auth_url, data=params)
+    answer = moodle.http.post(moodle.platform.paths.auth_url, data=params)
 
     assert answer.status_code == 400
     assert field in answer.text
     assert "id_token" not in form_fields(answer.text)
 
 
-def test_auth_endpoint_refuses_a_message_hint_used_twice(sandbox: Sandbox) -> None:
-    params = auth_params(sandbox, sandbox.platform.teacher.id)
-    first = sandbox.http.post(sandbox.platform.paths.auth_url, data=params)
+def test_moodle_auth_endpoint_refuses_a_message_hint_used_twice(moodle: Sandbox) -> None:
+    params = auth_params(moodle, moodle.platform.teacher.id)
+    first = moodle.http.post(moodle.platform.paths.auth_url, data=params)
 
-    second = sandbox.http.post(sandbox.platform.paths.auth_url, data=params)
+    second = moodle.http.post(moodle.platform.paths.auth_url, data=params)
 
     assert first.status_code == 200
     assert second.status_code == 400

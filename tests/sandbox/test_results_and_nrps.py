@@ -32,13 +32,18 @@ def test_results_report_score_maximum_comment_and_timestamp(sandbox: Sandbox) ->
     [result] = answer.json()
     assert result["scoreOf"] == sandbox.platform.paths.lineitem_url(1)
     assert result["userId"] == user
-    assert (result["resultScore"], result["resultMaximum"]) == (70, 100)
     assert result["comment"] == "Solid"
-    assert result["timestamp"] == timestamp
     assert result["id"]
+    if sandbox.mode == "moodle":
+        assert (result["resultScore"], result["resultMaximum"]) == (70, 100)
+        assert result["timestamp"] == timestamp
+    else:
+        # Canvas reports the score as the tool sent it, without a timestamp (results_serializer.rb).
+        assert (result["resultScore"], result["resultMaximum"]) == (7, 10)
+        assert "timestamp" not in result
 
 
-@pytest.mark.parametrize(("mode", "reported"), [("moodle", 100), ("canvas", 150)])
+@pytest.mark.parametrize(("mode", "reported"), [("moodle", 100), ("canvas", 15)])
 def test_results_report_what_the_gradebook_shows_for_extra_credit(
     start_sandbox: Callable[..., Sandbox], mode: str, reported: int
 ) -> None:
@@ -95,7 +100,7 @@ def test_results_need_the_result_scope(sandbox: Sandbox) -> None:
 
     answer = sandbox.call("GET", sandbox.platform.paths.results_url(1), token=token)
 
-    assert answer.status_code == 403
+    assert answer.status_code == (403 if sandbox.mode == "moodle" else 401)  # Canvas: "Insufficient permissions"
 
 
 def test_a_cleared_grade_has_a_result_without_a_score(sandbox: Sandbox) -> None:
@@ -134,12 +139,13 @@ def test_the_roster_filters_by_role(sandbox: Sandbox) -> None:
     assert all(LEARNER in m["roles"] for m in learners)
 
 
-def test_a_deleted_member_is_listed_as_deleted_and_an_unenrolled_one_disappears(sandbox: Sandbox) -> None:
-    deleted, gone = sandbox.platform.students[:2]
-    sandbox.platform.mark_deleted(deleted.id)
-    sandbox.platform.unenroll(gone.id)
+def test_moodle_lists_a_deleted_member_as_deleted_and_an_unenrolled_one_disappears(moodle: Sandbox) -> None:
+    # Canvas lists neither (test_canvas_code.py).
+    deleted, gone = moodle.platform.students[:2]
+    moodle.platform.mark_deleted(deleted.id)
+    moodle.platform.unenroll(gone.id)
 
-    members = {m["user_id"]: m for m in sandbox.call("GET", sandbox.platform.paths.memberships_url).json()["members"]}
+    members = {m["user_id"]: m for m in moodle.call("GET", moodle.platform.paths.memberships_url).json()["members"]}
 
     assert members[deleted.id]["status"] == "Deleted"
     assert gone.id not in members
@@ -177,7 +183,7 @@ def test_the_roster_needs_the_nrps_scope(sandbox: Sandbox) -> None:
 
     answer = sandbox.call("GET", sandbox.platform.paths.memberships_url, token=token)
 
-    assert answer.status_code == 403
+    assert answer.status_code == (403 if sandbox.mode == "moodle" else 401)
 
 
 def test_added_students_have_realistic_distinct_names_and_emails(sandbox: Sandbox) -> None:

@@ -107,14 +107,13 @@ def test_moodle_stores_a_future_score_and_refuses_now_scores_until_that_time(moo
     assert later.status_code == 200
 
 
-def test_canvas_refuses_a_timestamp_more_than_a_minute_ahead(canvas: Sandbox) -> None:
+def test_canvas_accepts_a_timestamp_ahead_of_its_clock(canvas: Sandbox) -> None:
+    # scores_controller.rb checks only submitted_at against the clock, never the timestamp.
     user = student_id(canvas)
 
     far = canvas.post_score(WEEK_1, score(user, timestamp=iso(now_utc() + dt.timedelta(minutes=5))))
-    near = canvas.post_score(WEEK_1, score(user, timestamp=iso(now_utc() + dt.timedelta(seconds=20))))
 
-    assert far.status_code == 400
-    assert near.status_code == 200
+    assert far.status_code == 200
 
 
 def test_canvas_refuses_a_submitted_at_more_than_a_minute_ahead(canvas: Sandbox) -> None:
@@ -146,6 +145,8 @@ def test_canvas_keeps_extra_credit(canvas: Sandbox) -> None:
 
 @pytest.mark.parametrize("grading", ["Pending", "PendingManual", "Failed", "NotReady"])
 def test_any_grading_progress_but_fully_graded_clears_the_grade(sandbox: Sandbox, grading: str) -> None:
+    if sandbox.mode == "canvas" and grading == "PendingManual":
+        pytest.skip("Canvas grades a PendingManual score that has one (test_canvas_code.py)")
     user = student_id(sandbox)
     sandbox.post_score(WEEK_1, score(user, given=8, comment="Good", timestamp=iso(now_utc() - dt.timedelta(seconds=5))))
 
@@ -199,8 +200,8 @@ def test_moodle_clamps_a_negative_score_to_zero(moodle: Sandbox) -> None:
 def test_canvas_rejects_a_negative_score(canvas: Sandbox) -> None:
     answer = canvas.post_score(WEEK_1, score(student_id(canvas), given=-2, maximum=10))
 
-    assert answer.status_code == 400
-    assert "scoreGiven" in answer.json()["errors"][0]["message"]
+    assert answer.status_code == 422
+    assert "ScoreGiven" in answer.json()["errors"]["message"]
 
 
 def test_moodle_erases_the_feedback_when_a_score_has_no_comment(moodle: Sandbox) -> None:
@@ -259,7 +260,7 @@ def test_canvas_requires_a_user_agent_on_api_calls(canvas: Sandbox) -> None:
     answer = canvas.post_score(WEEK_1, score(student_id(canvas)), headers=NO_USER_AGENT)
 
     assert answer.status_code == 400
-    assert "User-Agent" in answer.json()["errors"][0]["message"]
+    assert "User-Agent" in answer.json()["errors"]["message"]
 
 
 def test_moodle_does_not_mind_a_missing_user_agent(moodle: Sandbox) -> None:
@@ -275,23 +276,23 @@ def test_a_score_sent_as_plain_json_answers_415(sandbox: Sandbox) -> None:
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "canvas_status"),
     [
-        {"userId": None},
-        {"timestamp": None},
-        {"timestamp": "2026-11-22T10:00:00"},  # no zone
-        {"timestamp": "22.11.2026 10:00"},
-        {"activityProgress": "Done"},
-        {"activityProgress": None},
-        {"gradingProgress": "fully_graded"},
-        {"gradingProgress": None},
-        {"scoreGiven": "8"},
-        {"scoreMaximum": 0},
-        {"scoreMaximum": -10},
-        {"comment": 42},
+        ({"userId": None}, 422),  # Canvas looks the user up first
+        ({"timestamp": None}, 400),
+        ({"timestamp": "2026-11-22T10:00:00"}, 400),  # no zone
+        ({"timestamp": "22.11.2026 10:00"}, 400),
+        ({"activityProgress": "Done"}, 422),
+        ({"activityProgress": None}, 400),
+        ({"gradingProgress": "fully_graded"}, 422),
+        ({"gradingProgress": None}, 400),
+        ({"scoreGiven": "8"}, 422),
+        ({"scoreMaximum": 0}, 422),
+        ({"scoreMaximum": -10}, 422),
+        ({"comment": 42}, 422),
     ],
 )
-def test_a_malformed_score_is_refused(sandbox: Sandbox, change: dict[str, Any]) -> None:
+def test_a_malformed_score_is_refused(sandbox: Sandbox, change: dict[str, Any], canvas_status: int) -> None:
     body = score(student_id(sandbox))
     for key, value in change.items():
         if value is None:
@@ -301,7 +302,7 @@ def test_a_malformed_score_is_refused(sandbox: Sandbox, change: dict[str, Any]) 
 
     answer = sandbox.post_score(WEEK_1, body)
 
-    assert answer.status_code == 400
+    assert answer.status_code == (400 if sandbox.mode == "moodle" else canvas_status)
     assert stored(sandbox, student_id(sandbox)) is None
 
 

@@ -50,7 +50,7 @@ def test_the_gradebook_page_lets_the_teacher_set_and_remove_a_grade(sandbox: San
                                allow_redirects=False)
     assert set_it.status_code == 303
     assert sandbox.platform.store.result(WEEK_1, user).raw == 45.0
-    assert "edited here" in sandbox.http.get(sandbox.url + "/gradebook").text
+    assert '<span class="badge">edited</span>' in sandbox.http.get(sandbox.url + "/gradebook").text
 
     sandbox.http.post(sandbox.url + "/gradebook/grades",
                       data={"line_item_id": str(WEEK_1), "user_id": user, "score": ""})

@@ -22,10 +22,19 @@ def test_a_good_assertion_gets_a_bearer_token_for_the_requested_scopes(sandbox: 
     assert body["access_token"]
 
 
-def test_only_service_scopes_are_granted(sandbox: Sandbox) -> None:
-    answer = sandbox.request_token([SCORE, "openid", "https://example.com/admin"])
+def test_moodle_grants_only_service_scopes(moodle: Sandbox) -> None:
+    answer = moodle.request_token([SCORE, "openid", "https://example.com/admin"])
 
     assert answer.json()["scope"] == SCORE
+
+
+def test_canvas_refuses_a_request_with_any_scope_the_key_lacks(canvas: Sandbox) -> None:
+    # All or nothing (lib/canvas/oauth/provider.rb `valid_scopes?`).
+    answer = canvas.request_token([SCORE, "openid", "https://example.com/admin"])
+
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_scope"
+    assert "openid and https://example.com/admin" in answer.json()["error_description"]
 
 
 def test_a_request_without_any_service_scope_is_refused(sandbox: Sandbox) -> None:
@@ -155,12 +164,13 @@ def test_an_expired_token_answers_401(sandbox: Sandbox) -> None:
     assert answer.status_code == 401
 
 
-def test_a_token_without_the_needed_scope_answers_403(sandbox: Sandbox) -> None:
+def test_a_token_without_the_needed_scope_is_refused(sandbox: Sandbox) -> None:
     token = sandbox.token(LINEITEM_READONLY)
 
     answer = sandbox.post_score(1, {"userId": "x"}, token=token)
 
-    assert answer.status_code == 403
+    # Canvas: 401 "Insufficient permissions" (concerns/lti_services.rb `verify_access_scope`).
+    assert answer.status_code == (403 if sandbox.mode == "moodle" else 401)
 
 
 def test_a_readonly_token_may_list_line_items(sandbox: Sandbox) -> None:

@@ -29,7 +29,8 @@ from tool.clock import epoch
 from tool.config import Settings
 from tool.errors import ToolError
 
-# Canvas answered its throttle with 403 "Rate Limit Exceeded" before it moved to 429.
+# Canvas's throttle answers 403 "403 Forbidden (Rate Limit Exceeded)", with no Retry-After
+# (app/middleware/request_throttle.rb); other platforms answer 429.
 _RATE_LIMITED = re.compile(r"rate\s+limit\s+exceeded", re.IGNORECASE)
 MAX_WORDS = 500
 
@@ -142,6 +143,9 @@ def _json_words(body: dict[str, Any]) -> str:
     if isinstance(errors, list):
         return "; ".join(str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message"))
     if isinstance(errors, dict):
+        # Canvas's LTI services: {"errors": {"type": "unprocessable_entity", "message": "…"}}.
+        if isinstance(errors.get("message"), str) and errors["message"]:
+            return str(errors["message"])
         return "; ".join(f"{k}: {v}" for k, v in errors.items())
     for key in ("error_description", "message", "error"):
         if isinstance(body.get(key), str) and body[key]:
@@ -201,11 +205,16 @@ def retry_after(resp: requests.Response) -> float | None:
     return max(0.0, when.timestamp() - epoch())
 
 
-def is_throttled(resp: requests.Response) -> bool:
-    """429, or Canvas's older 403 "Rate Limit Exceeded" (in the body or the reason phrase)."""
-    if resp.status_code == 429:
+def throttle_answer(status: int | None, text: str, reason: str = "") -> bool:
+    """429, or Canvas's 403 "403 Forbidden (Rate Limit Exceeded)" (in the body or the reason phrase)."""
+    if status == 429:
         return True
-    return resp.status_code == 403 and bool(_RATE_LIMITED.search(resp.text[:2000] + " " + (resp.reason or "")))
+    return status == 403 and bool(_RATE_LIMITED.search(text[:2000] + " " + reason))
+
+
+def is_throttled(resp: requests.Response) -> bool:
+    """429, or Canvas's 403 "Rate Limit Exceeded" (app/middleware/request_throttle.rb)."""
+    return throttle_answer(resp.status_code, resp.text, resp.reason or "")
 
 
 def is_retryable(resp: requests.Response) -> bool:

@@ -14,6 +14,17 @@ Which line item, in order:
    followed;
 3. otherwise a new one: label, scoreMaximum, resourceId, tag, resourceLinkId.
 
+On Canvas, steps 2 and 3 leave the resource link out. Canvas ties a line item created with a
+`resourceLinkId` to that link's *assignment*: a Course Navigation or module link has none
+(404), and an assignment's link gets a second line item whose scores Canvas stores but never
+shows (only an assignment's first line item grades; instructure/canvas-lms,
+app/controllers/lti/ims/concerns/gradebook_services.rb, app/models/lti/line_item.rb). So a
+column Tally makes on Canvas is an assignment of its own, found again by resourceId and
+tag, and an attached line item is never taken for one. Columns other placements of the same
+course are bound to are never taken either (no resource link tells them apart on Canvas).
+A deep-linked item is its assignment's own line item there too, so it is looked for with its
+link, as on Moodle.
+
 When the offering's launches name another container than the one a target was bound in (a
 course copy), the target is bound again the same way: the copied column is found by its
 resourceId, so no duplicate is created. A label or maximum changed in Tally is written with
@@ -30,11 +41,12 @@ from decimal import Decimal
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tool.ags.client import LineItem
-from tool.assessments.models import Assessment
+from tool.ags.client import LineItem, is_canvas
 from tool.ags.http import AgsUnavailable
+from tool.assessments.models import Assessment
 from tool.delivery import rules
 from tool.delivery.models import LineItemBinding, ScoreDelivery
 from tool.delivery.queue import stale_binding
@@ -87,6 +99,7 @@ class BindingJob:
     container_url: str | None = None  # the container it was bound in
     owns_launch_item: bool = False  # the target the placement's own line item is for
     deep_link_resource_id: str | None = None  # `tally:<source>` when the placement was deep linked for it
+    canvas: bool = False  # Canvas: columns are assignments of their own (see the module docstring)
 
     @property
     def update_only(self) -> bool:
@@ -136,8 +149,11 @@ def claim_bindings(db: Session, *, worker: str, now: dt.datetime, claim_seconds:
         registration = db.get(Registration, registration_id)
         if registration is None:
             continue
+        others = LineItemBinding.offering_id == offering.id
+        if offering.ags_lineitems_url:
+            others = or_(others, LineItemBinding.container_url == offering.ags_lineitems_url)
         taken = frozenset(url for url in db.scalars(select(LineItemBinding.lineitem_url).where(
-            LineItemBinding.offering_id == offering.id, LineItemBinding.id != binding.id)) if url)
+            others, LineItemBinding.id != binding.id)) if url)
         binding.claimed_by, binding.claim_expires_at = worker, now + dt.timedelta(seconds=claim_seconds)
         binding.attempts += 1
         if offering.id not in first_assessment:
@@ -154,6 +170,7 @@ def claim_bindings(db: Session, *, worker: str, now: dt.datetime, claim_seconds:
             attempts=binding.attempts, container_url=binding.container_url,
             owns_launch_item=binding.target == owner,
             deep_link_resource_id=deep_link_resource_id(offering.tally_source) if binding.target == owner else None,
+            canvas=is_canvas(registration),
         ))
     db.flush()
     return jobs
@@ -187,7 +204,31 @@ def _own_resource_ids(job: BindingJob) -> tuple[str | None, ...]:
 
 def _wanted(job: BindingJob) -> LineItem:
     return LineItem(id=None, label=job.label, score_maximum=job.score_maximum, resource_id=job.resource_id,
-                    tag=job.tag, resource_link_id=job.resource_link_id)
+                    tag=job.tag, resource_link_id=None if job.canvas else job.resource_link_id)
+
+
+def _find(client: LineItemService, job: BindingJob) -> list[LineItem]:
+    """The target's column in the container, if the LMS has one already (not one bound elsewhere)."""
+    reg, url = job.registration, job.lineitems_url
+    assert url is not None
+    # Its own resourceId; then, for the deep-linked target, the deep link's (Moodle no longer
+    # names a link's line item once the link has two, and a course copy names another one).
+    for resource_id in (job.resource_id, job.deep_link_resource_id):
+        if resource_id is None:
+            continue
+        if job.canvas and resource_id == job.resource_id:
+            # Tally's own columns on Canvas carry no resource link; a line item attached to an
+            # assignment's link shows no grade on Canvas: never ours.
+            found = [i for i in client.list_lineitems(reg, url, resource_id=resource_id, tag=job.tag,
+                                                      granted=job.granted) if not i.resource_link_id]
+        else:
+            # Moodle's columns, or the deep link's item: its own link's column on either platform.
+            found = client.list_lineitems(reg, url, resource_id=resource_id, resource_link_id=job.resource_link_id,
+                                          granted=job.granted)
+        found = [i for i in found if i.id and i.id not in job.taken_urls]
+        if found:
+            return found
+    return []
 
 
 def _bind(client: LineItemService, job: BindingJob) -> BindingResult:
@@ -212,15 +253,7 @@ def _bind(client: LineItemService, job: BindingJob) -> BindingResult:
         return BindingResult(error="The LMS names no line-items container for this placement, so Tally can "
                                    "neither find nor create this column (in Moodle, give the tool "
                                    "\"column management\").", retryable=False)
-    found: list[LineItem] = []
-    # Its own resourceId; then, for the deep-linked target, the deep link's (Moodle no longer
-    # names a link's line item once the link has two, and a course copy names another one).
-    for resource_id in (job.resource_id, job.deep_link_resource_id):
-        if resource_id is None or found:
-            continue
-        found = [i for i in client.list_lineitems(reg, job.lineitems_url, resource_id=resource_id,
-                                                  resource_link_id=job.resource_link_id, granted=job.granted)
-                 if i.id and i.id not in job.taken_urls]
+    found = _find(client, job)
     if found:
         item = found[0]
         own = item.resource_id == job.resource_id  # a deep-linked item keeps its resourceId
@@ -262,6 +295,20 @@ def resolve(client: LineItemService, job: BindingJob) -> BindingResult:
         return BindingResult(error=exc.message, retryable=False)
 
 
+def _taken_elsewhere(db: Session, binding_id: int, lineitem_url: str | None) -> bool:
+    """True when another binding holds the line item: the unique index says so, also for a binding a
+    concurrent worker is committing (PostgreSQL waits for it), inside a savepoint."""
+    if lineitem_url is None:
+        return False
+    try:
+        with db.begin_nested():
+            db.execute(update(LineItemBinding).where(LineItemBinding.id == binding_id)
+                       .values(lineitem_url=lineitem_url).execution_options(synchronize_session=False))
+    except IntegrityError:
+        return True
+    return False
+
+
 def record_binding(db: Session, *, worker: str, job: BindingJob, result: BindingResult, now: dt.datetime,
                    backoff_base: float, backoff_cap: float, rand: Callable[[], float] = random.random) -> bool:
     """Store the result; rows follow a new column (resent) or a new maximum (recomputed). True when bound."""
@@ -278,6 +325,13 @@ def record_binding(db: Session, *, worker: str, job: BindingJob, result: Binding
             binding.needs_update = False  # the scores go out on the column as it is
         return False
     moved = result.lineitem_url != binding.lineitem_url
+    if moved and _taken_elsewhere(db, binding.id, result.lineitem_url):
+        # Another target (on Canvas: another placement of the course) got this column first:
+        # look again at once, with that column out of the running.
+        binding.last_error = "Another of Tally's columns already uses this line item; Tally looks for another."
+        binding.next_attempt_at = now
+        db.flush()
+        return False
     binding.lineitem_url, binding.container_url = result.lineitem_url, result.container_url
     binding.bound_via = result.bound_via
     binding.bound_at = binding.bound_at if not moved else now

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tool.clock import utcnow
 from tool.db import Base, Points, UTCDateTime
 
-DELIVERY_STATES = ("pending", "delivered", "retrying", "failed", "superseded")
+DELIVERY_STATES = ("pending", "delivered", "retrying", "waiting", "failed", "superseded")
 
 
 class LineItemBinding(Base):
@@ -30,6 +30,9 @@ class LineItemBinding(Base):
     __tablename__ = "line_item_binding"
     __table_args__ = (
         UniqueConstraint("offering_id", "target"),
+        # Two targets never write into one column (on Canvas nothing but this tells two
+        # placements' columns apart); NULLs, the unbound, do not count.
+        Index("uq_line_item_binding_lineitem_url", "lineitem_url", unique=True),
         CheckConstraint("bound_via IS NULL OR bound_via IN ('launch', 'found', 'created')", name="bound_via_known"),
         CheckConstraint("maximum_source IN ('default', 'teacher', 'lms', 'assessment')", name="maximum_source_known"),
     )
@@ -70,7 +73,8 @@ class ScoreDelivery(Base):
     __tablename__ = "score_delivery"
     __table_args__ = (
         UniqueConstraint("binding_id", "person_id"),
-        CheckConstraint("state IN ('pending', 'delivered', 'retrying', 'failed', 'superseded')", name="state_known"),
+        CheckConstraint("state IN ('pending', 'delivered', 'retrying', 'waiting', 'failed', 'superseded')",
+                        name="state_known"),
         CheckConstraint("desired_kind IN ('grade', 'no_grade', 'progress')", name="desired_kind_known"),
         Index("ix_score_delivery_due", "next_attempt_at"),
     )
@@ -96,6 +100,9 @@ class ScoreDelivery(Base):
     last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)  # the platform's words
     note: Mapped[str | None] = mapped_column(Text, nullable=True)  # why nothing was sent, extra credit…
+    # The desired_version a teacher chose to send over a grade changed in the LMS ("Send Tally's
+    # grade again"); the pre-send check of Canvas rows lets that version through.
+    lms_override_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claim_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -69,7 +69,7 @@ class Claim:
     held: int = 0  # progress scores not sent: a grade was accepted before
 
 
-AttemptKind = Literal["accepted", "superseded", "restamp", "retry", "failed", "held", "lost"]
+AttemptKind = Literal["accepted", "superseded", "restamp", "retry", "waiting", "failed", "held", "lost"]
 
 
 @dataclass(frozen=True)
@@ -207,6 +207,7 @@ class Recorded:
     restamped: int = 0  # sent again after the LMS's own timestamp (it held Tally's last delivery)
     held: int = 0  # progress scores not sent at sending time: a grade was accepted before
     lost_claims: int = 0  # rows another worker took over after this one's claim expired
+    waiting: int = 0  # refused until a teacher acts in the LMS (unpublished, closed, concluded)
 
 
 _RELEASE = {"claimed_by": None, "claim_expires_at": None, "inflight": None, "inflight_version": None}
@@ -281,6 +282,14 @@ def record_outcomes(db: Session, *, worker: str, results: Sequence[Attempt], now
                                       retry_after=attempt.retry_after, rand=rand)
             by_kind["plain"].append({**base, "state": "retrying", "next": now + dt.timedelta(seconds=delay)})
             done.retrying += 1
+        elif attempt.kind == "waiting":
+            # The LMS takes no grade here until a teacher acts there: a long pause (at least the
+            # attempt's), whatever Tally changes meanwhile.
+            delay = rules.retry_delay(claimed.attempts, base=backoff_base,
+                                      cap=max(backoff_cap, attempt.retry_after or 0),
+                                      retry_after=attempt.retry_after, rand=rand)
+            by_kind["plain"].append({**base, "state": "waiting", "next": now + dt.timedelta(seconds=delay)})
+            done.waiting += 1
         elif attempt.status == 404 and claimed.attempts < LOST_COLUMN_ATTEMPTS:
             # The column is gone (deleted in the LMS, or the course was copied): bind again.
             lost_bindings.add(claimed.binding_id)
@@ -319,18 +328,18 @@ def record_outcomes(db: Session, *, worker: str, results: Sequence[Attempt], now
 
 
 def force_due(db: Session, *, offering_id: int, now: dt.datetime) -> int:
-    """Make the offering's retrying rows due now ("sync now" and `python -m tool sync`)."""
+    """Make the offering's retrying and waiting rows due now ("sync now" and `python -m tool sync`)."""
     lock_offering_columns(db, offering_id=offering_id)
     ids = select(_B.c.id).where(_B.c.offering_id == offering_id).scalar_subquery()
     result = db.connection().execute(
-        update(_T).where(_T.c.binding_id.in_(ids), _T.c.state == "retrying").values(next_attempt_at=now))
+        update(_T).where(_T.c.binding_id.in_(ids), _T.c.state.in_(("retrying", "waiting"))).values(next_attempt_at=now))
     db.connection().execute(update(_B).where(_B.c.offering_id == offering_id, _B.c.next_attempt_at.is_not(None))
                             .values(next_attempt_at=now))
     return int(result.rowcount or 0)
 
 
 def due_count(db: Session, *, now: dt.datetime, offering_id: int | None = None) -> int:
-    """How many rows wait to be sent now or later (pending or retrying), optionally of one offering."""
+    """How many rows wait to be sent now or later (pending, retrying or waiting), optionally of one offering."""
     from sqlalchemy import func
 
     stmt = select(func.count()).select_from(_T.join(_B, _B.c.id == _T.c.binding_id)).where(

@@ -10,7 +10,8 @@ is asked for 100 a page (its default is 10); Moodle without `limit`, which Moodl
 with a 404 HTML page, and which it does not need (it answers every result at once).
 
 `read_result` reads one student's result: the worker asks before it believes a 409 and before
-it sends again a score whose claim expired (tool/delivery/worker.py).
+it sends again a score whose claim expired (tool/delivery/worker.py), and before it sends a
+changed score to Canvas over what Tally delivered there (tool/delivery/guard.py).
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def _scaled(accepted: Score | None, maximum: Decimal | None) -> str | None:
     return None if expected is None else f"{rules.points_text(expected)} / {rules.points_text(maximum)}"
 
 
-def _lms_text(score: Decimal | None, maximum: Decimal | None) -> str | None:
+def score_text(score: Decimal | None, maximum: Decimal | None) -> str | None:
+    """A result in words, "7.50 / 10.00" (None: no grade)."""
     if score is None:
         return None
     return rules.points_text(score) + (f" / {rules.points_text(maximum)}" if maximum is not None else "")
@@ -155,6 +157,6 @@ def read_back(sessions: sessionmaker[Session], client: ResultReader, *, offering
             out.differences.append(Difference(
                 binding_id=column.binding_id, label=column.label, user_id=user_id, name=names.get(user_id, user_id),
                 kind=kind, text=rules.DIFFERENCE_TEXT[kind], delivery_id=delivery_id,
-                tally_score=_scaled(accepted, maximum), lms_score=_lms_text(lms.score, lms.maximum) if lms else None,
+                tally_score=_scaled(accepted, maximum), lms_score=score_text(lms.score, lms.maximum) if lms else None,
                 lms_comment=lms.comment if lms else None))
     return out

@@ -15,9 +15,9 @@ The score of a pair (line item, person) follows from Tally's data alone:
 
 Timestamps are the time of the change in Tally. New changes of a pair strictly increase and
 never repeat the whole second of the previous one: Moodle compares whole seconds and answers
-409 to an equal one (README, "Delivering grades to the LMS"). A retry keeps its timestamp, so
-the LMS's own rule (refuse what is older than what it holds) protects a grade a teacher set
-there meanwhile (Moodle 4.5 stores a gradebook edit with timestamp = now). A
+409 to an equal one (docs/platforms.md; README, "Delivering grades to the LMS"). A retry keeps
+its timestamp, so the LMS's own rule (refuse what is older than what it holds) protects a grade
+a teacher set there meanwhile (Moodle 4.5 stores a gradebook edit with timestamp = now). A
 409 is read back before it is believed (`conflict_verdict`): the LMS holds Tally's score (an
 earlier attempt was stored) → delivered; it holds what Tally last delivered (Moodle stamped a
 score that is not FullyGraded with its own, later, clock) → stamped after the LMS's time and

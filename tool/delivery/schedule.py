@@ -164,8 +164,8 @@ def _update_for(row: Any, desired: rules.Desired, body: dict[str, Any], at: dt.d
         state, next_at = "delivered", None  # back to what the LMS holds already
     elif not rules.should_send(desired.kind, ever_graded=bool(row.ever_graded)):
         state, next_at, note = "delivered", None, HELD_NOTE
-    elif row.state == "retrying" and row.next_attempt_at is not None:
-        state, next_at = "retrying", row.next_attempt_at  # the LMS is failing: keep the backoff
+    elif row.state in ("retrying", "waiting") and row.next_attempt_at is not None:
+        state, next_at = row.state, row.next_attempt_at  # the LMS is failing or waiting: keep the pause
     return {"rid": row.id, "desired": body, "desired_kind": desired.kind.value, "desired_at": at, "state": state,
             "next_attempt_at": next_at, "note": note, "updated_at": now}
 

@@ -129,7 +129,7 @@ def offering_delivery(db: Session, *, offering_id: int) -> OfferingDelivery:
             .where(_T.c.binding_id.in_([c.binding_id for c in columns]))
             .order_by(Person.family_name, Person.given_name, Person.name, _T.c.id))
         for row in result:
-            shows_words = row.state in ("failed", "retrying", "superseded")
+            shows_words = row.state in ("failed", "retrying", "waiting", "superseded")
             rows.append(RowView(row.id, row.binding_id, row.person_id, row.name or "(no name)", row.state,
                                 Score.from_json(row.desired), Score.from_json(row.accepted) if row.accepted else None,
                                 row.accepted_at, row.attempts, row.next_attempt_at, row.last_status,
@@ -160,7 +160,8 @@ def resend(db: Session, *, offering_id: int, delivery_ids: Sequence[int], now: d
     """Send these pairs' scores again with a new timestamp, over whatever the LMS holds now.
 
     For a superseded score, or one the read-back shows was changed in the LMS: the teacher
-    decides that Tally's grade wins. Ids not of this offering are refused (none is changed).
+    decides that Tally's grade wins, so the new version is marked to pass the check of what
+    Canvas holds (tool/delivery/guard.py). Ids not of this offering are refused (none is changed).
     """
     get_offering(db, offering_id)
     wanted = sorted(set(delivery_ids))
@@ -183,6 +184,8 @@ def resend(db: Session, *, offering_id: int, delivery_ids: Sequence[int], now: d
     db.connection().execute(
         update(_T).where(_T.c.id == bindparam("rid")).values(
             desired=bindparam("desired"), desired_at=bindparam("at"), desired_version=_T.c.desired_version + 1,
+            # SET reads the row as it was: the override names the version this update writes.
+            lms_override_version=_T.c.desired_version + 1,
             state="pending", next_attempt_at=bindparam("now"), attempts=0, note=None, updated_at=bindparam("now")),
         changes)
     return len(changes)

@@ -17,7 +17,15 @@ too. Where the answer alone does not decide, the student's result is read back f
 * a 409 or "older timestamp": the LMS holds Tally's score (an earlier attempt was stored) →
   delivered; it holds what Tally last delivered (Moodle stamps a score that is not FullyGraded
   with its own clock, which may be later than the next change's time) → stamped after the LMS's
-  time and sent again; anything else (a teacher changed the grade in the LMS) → superseded.
+  time and sent again; anything else (a teacher changed the grade in the LMS) → superseded;
+* a changed score for Canvas, which does not protect a teacher's edit with timestamps: the
+  batch is screened first (tool/delivery/guard.py), and where Canvas holds something else than
+  Tally delivered, the score is held for the teacher instead of sent.
+
+Once a platform throttles (429, Canvas's 403 "Rate Limit Exceeded"), the rest of the batch for
+it is not sent: each such row is a retry with the next try (its bucket only drains with time).
+A 422 the LMS gives until a teacher acts there (Canvas: unpublished, closed grading period,
+concluded) makes the row *waiting*, tried again after `delivery_waiting_seconds`.
 
 `python -m tool worker` runs `run` until Ctrl-C/SIGTERM; `python -m tool run` starts a
 `WorkerThread` beside the web server; "sync now" and `python -m tool sync` call `drain`
@@ -40,12 +48,12 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from tool.ags.client import Outcome
+from tool.ags.client import NOT_SENT_THROTTLED, Outcome, send_in_lanes, throttles
 from tool.ags.score import Score
 from tool.clock import utcnow
 from tool.config import Settings
 from tool.db import in_transaction
-from tool.delivery import bindings, rules
+from tool.delivery import bindings, guard, rules
 from tool.delivery.queue import Attempt, Claimed, Fresh, claim_due, fresh_row, platform_score, record_outcomes
 from tool.delivery.readback import ResultReader, read_result
 from tool.errors import ToolError
@@ -75,6 +83,7 @@ class StepResult:
     held: int = 0  # progress scores not sent: a grade was accepted before
     restamped: int = 0  # sent again after the LMS's own timestamp
     lost_claims: int = 0
+    waiting: int = 0  # refused until a teacher acts in the LMS (publishes, reopens)
 
     @property
     def busy(self) -> bool:
@@ -134,22 +143,30 @@ class DeliveryWorker:
         result = StepResult(held=claim.held, sent=len(claim.items))
         if not claim.items:
             return result
-        attempts = self._send_all(claim.items, claim.registrations)
+        # Canvas does not protect a teacher's edit: check what it holds before overwriting (guard.py).
+        send, screened = guard.screen(self.sessions, self.client, claim.items, claim.registrations)
+        attempts = screened + self._send_all(send, claim.registrations,
+                                             throttled={a.claimed.registration_id for a in screened if throttles(a)})
         done = in_transaction(self.sessions, lambda db: record_outcomes(
             db, worker=self.name, results=attempts, now=utcnow(), backoff_base=s.delivery_backoff_base_seconds,
             backoff_cap=s.delivery_backoff_max_seconds, rand=self.rand))
         result.held += done.held
         result.sent -= sum(1 for a in attempts if a.kind in ("held", "lost"))
-        for name in ("accepted", "superseded", "retrying", "failed", "rebinding", "restamped", "lost_claims"):
+        for name in ("accepted", "superseded", "retrying", "failed", "rebinding", "restamped", "lost_claims",
+                     "waiting"):
             setattr(result, name, getattr(done, name))
         return result
 
-    def _send_all(self, items: list[Claimed], registrations: dict[int, Any]) -> list[Attempt]:
+    def _send_all(self, items: list[Claimed], registrations: dict[int, Any], *,
+                  throttled: set[int]) -> list[Attempt]:
+        """Send in `ags_concurrency` lanes; once a platform throttles, the rest of its rows wait
+        for the next try (`throttled`: registrations that throttled the pre-send check already)."""
         lanes = min(self.settings.ags_concurrency, len(items))
-        if lanes == 1:
-            return [self._send(item, registrations[item.registration_id]) for item in items]
-        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="tally-send") as pool:
-            return list(pool.map(lambda item: self._send(item, registrations[item.registration_id]), items))
+        with ThreadPoolExecutor(max_workers=max(1, lanes - 1), thread_name_prefix="tally-send") as pool:
+            return send_in_lanes(
+                items, lambda item: self._send(item, registrations[item.registration_id]), lanes=lanes, pool=pool,
+                not_sent=lambda item: Attempt(item, "retry", item.version, message=NOT_SENT_THROTTLED),
+                platform=lambda item: item.registration_id, throttled=throttled)
 
     def _send(self, item: Claimed, reg: Any) -> Attempt:
         """One claimed row: read it, (read back,) post, (read back): never raises for the LMS's doing."""

@@ -398,7 +398,7 @@ def canvas_developer_key(settings: Settings) -> dict[str, Any]:
     host = urlsplit(urls.base).hostname or urls.domain
     placements = [
         {"placement": "course_navigation", "message_type": "LtiResourceLinkRequest", "target_link_uri": urls.launch,
-         "text": RESOURCE_LINK_LABEL, "default": "enabled", "visibility": "admins"},
+         "text": RESOURCE_LINK_LABEL, "default": "enabled", "visibility": "members"},
         {"placement": "link_selection", "message_type": "LtiDeepLinkingRequest", "target_link_uri": urls.deep_link,
          "text": DEEP_LINK_LABEL},
         {"placement": "assignment_selection", "message_type": "LtiDeepLinkingRequest",

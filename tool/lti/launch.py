@@ -419,10 +419,47 @@ def validate_launch(db: Session, settings: Settings, params: Mapping[str, str], 
     )
 
 
+# What a platform's OIDC error codes ask of the person who launched (OpenID Connect Core §3.1.2.6;
+# Canvas posts them to the redirect URI: instructure/canvas-lms,
+# app/controllers/lti/ims/authentication_controller.rb `set_oidc_error!`).
+_PLATFORM_ERROR_HINTS = {
+    "login_required": "Sign in to the LMS again (your session there may have ended), then open Tally from "
+                      "your course.",
+    "launch_no_longer_valid": "Open Tally again from your course: this launch expired or was already used.",
+    "unauthorized_client": "The LMS administrator must switch Tally's developer key on, or install the tool, for "
+                           "this course or account.",
+    "invalid_request_object": "The LMS refused Tally's login request; the LMS administrator should check Tally's "
+                              "registration (redirect URI, client ID).",
+}
+_MAX_PLATFORM_WORDS = 500
+
+
+def _words(value: str | None, limit: int) -> str:
+    text = " ".join(str(value or "").split())  # one line, no control characters
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def platform_refusal(db: Session, params: Mapping[str, str]) -> LaunchError | None:
+    """The LMS's own refusal, posted back instead of an id_token (`error`, `error_description`), as a
+    LaunchError with its words; None for a launch. Its login state is used up."""
+    if params.get("id_token") or not params.get("error"):
+        return None
+    if params.get("state"):
+        db.connection().execute(_CONSUME_STATE, {"state": params["state"]})
+    error = _words(params.get("error"), 100)
+    description = _words(params.get("error_description"), _MAX_PLATFORM_WORDS)
+    message = f"The LMS refused to sign you in to Tally: {description or error} ({error})."
+    hint = _PLATFORM_ERROR_HINTS.get(error, "Open Tally again from your course; if the LMS keeps refusing, send its "
+                                            "words above to the LMS administrator.")
+    return LaunchError(message, code="platform_refused_login", hint=hint,
+                       details={"error": error, "error_description": description})
+
+
 def purge_expired_states(db: Session) -> int:
     """Delete login states whose launch never came; returns how many."""
     result = db.execute(delete(LoginState).where(LoginState.expires_at <= utcnow()))
     return int(result.rowcount or 0)
 
 
-__all__ = ["Launch", "LoginRedirect", "begin_login", "validate_launch", "launch_url", "purge_expired_states"]
+__all__ = ["Launch", "LoginRedirect", "begin_login", "validate_launch", "launch_url", "platform_refusal",
+           "purge_expired_states"]

@@ -24,7 +24,7 @@ from tool.clock import utcnow
 from tool.config import Settings
 from tool.db import upsert
 from tool.errors import NotFound, ToolError
-from tool.lti.assertion import TokenRequestError, request_access_token
+from tool.lti.assertion import TokenRequestError
 from tool.lti.claims import SCOPE_NRPS, Role, is_staff, map_roles
 from tool.lti.keys import KeyStore
 from tool.lti.models import Course, Membership, Person, Registration, roles_include_student
@@ -84,6 +84,17 @@ class RosterEntry:
         return is_staff(self.roles)
 
 
+@dataclass(frozen=True)
+class TokenTarget:
+    """The registration whose token endpoint grants the roster's access token."""
+
+    id: int
+    issuer: str
+    client_id: str
+    auth_token_url: str
+    auth_audience: str | None
+
+
 class RosterServices(Protocol):
     """What `sync_roster` needs of the process's services."""
 
@@ -91,6 +102,9 @@ class RosterServices(Protocol):
     keys: KeyStore
     http: requests.Session
     sessions: sessionmaker[Session]
+
+    def service_token(self, reg: TokenTarget, scopes: Sequence[str]) -> str:
+        """An access token of the registration covering `scopes` (the process's shared tokens)."""
 
 
 def membership_status(status: MemberStatus) -> str:
@@ -264,8 +278,8 @@ def sync_roster(services: RosterServices, *, course_id: int,
     # SQLite, BEGIN IMMEDIATE would block every launch for as long as the LMS takes).
     with services.sessions() as db, db.begin():
         target = db.execute(
-            select(Course.nrps_url, Course.registration_id, Registration.client_id, Registration.auth_token_url,
-                   Registration.auth_audience)
+            select(Course.nrps_url, Course.registration_id, Registration.issuer, Registration.client_id,
+                   Registration.auth_token_url, Registration.auth_audience)
             .join(Registration, Registration.id == Course.registration_id)
             .where(Course.id == course_id)
         ).first()
@@ -279,16 +293,17 @@ def sync_roster(services: RosterServices, *, course_id: int,
         )
     as_of = utcnow()
     timeout = services.settings.http_timeout_seconds
+    reg = TokenTarget(target.registration_id, target.issuer, target.client_id, target.auth_token_url,
+                      target.auth_audience)
     try:
-        token = request_access_token(
-            services.http, services.keys, client_id=target.client_id, token_url=target.auth_token_url,
-            audience=target.auth_audience, scopes=[SCOPE_NRPS], timeout=timeout,
-        )
+        # The registration's shared token (one for all its granted scopes where the LMS allows):
+        # Canvas charges every token request extra against its rate limit.
+        token = services.service_token(reg, [SCOPE_NRPS])
     except TokenRequestError as exc:
         raise RosterUnavailable(
             f"The LMS did not grant Tally access to the roster: {exc.message}", details=exc.details
         ) from exc
-    members = fetch_members(services.http, url=target.nrps_url, access_token=token.token, timeout=timeout)
+    members = fetch_members(services.http, url=target.nrps_url, access_token=token, timeout=timeout)
     with services.sessions() as db, db.begin():
         change = apply_roster(db, course_id=course_id, registration_id=target.registration_id, members=members,
                               complete=True, as_of=as_of)

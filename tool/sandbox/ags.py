@@ -3,6 +3,25 @@
 Routes (rules in `paths.py`): the line item container (GET list, POST create), one line
 item (GET, PUT, DELETE), its `/scores` (POST) and `/results` (GET). In Moodle mode every
 URL carries `?type_id=<deployment_id>`, and `/scores`, `/results` come before that query.
+
+Canvas mode follows Canvas's code (instructure/canvas-lms):
+
+* creating a line item with a `resourceLinkId` looks up the *assignment* of that link and
+  answers 404 when there is none — a Course Navigation or module link is no assignment
+  (app/controllers/lti/ims/concerns/gradebook_services.rb, `prepare_line_item_for_ags!`);
+  with an assignment's link it *attaches* a second line item to that assignment, which
+  stores results but writes no grade (app/models/lti/line_item.rb `assignment_line_item?`,
+  app/controllers/lti/ims/scores_controller.rb `score_submission`);
+* without a `resourceLinkId` it creates a new assignment, a gradebook column of its own
+  (app/models/lti/line_item.rb, `create_line_item!`);
+* the line item Canvas made with an assignment ("coupled") cannot be deleted: 401
+  (app/controllers/lti/ims/line_items_controller.rb, `destroy`);
+* a concluded course answers every call 422, or 404 without the
+  `ags_improved_course_concluded_response_codes` flag (gradebook_services.rb,
+  `verify_course_not_concluded`, `Course.not_completed.find`);
+* results report the score and maximum as the tool sent them, and no timestamp
+  (app/serializers/lti/ims/results_serializer.rb);
+* containers page 10 items by default, 100 at most (see paging.py).
 """
 
 from __future__ import annotations
@@ -12,11 +31,11 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from tool.sandbox.errors import ServiceError
+from tool.sandbox.errors import ServiceError, canvas_not_found
 from tool.sandbox.guard import service_endpoint
-from tool.sandbox.paging import link_header, paginate
-from tool.sandbox.platform import Platform
-from tool.sandbox.scoring import apply_score
+from tool.sandbox.paging import paginate
+from tool.sandbox.platform import CONCLUDED, Platform
+from tool.sandbox.scoring import Target, apply_score, canvas_result_score
 from tool.sandbox.store import LineItem, Result, ScorePost
 from tool.sandbox.tokens import SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY, SCOPE_SCORE
 
@@ -59,15 +78,32 @@ class AgsService:
         self.platform = platform
         self.store = platform.store
 
+    @property
+    def canvas(self) -> bool:
+        """True in Canvas mode."""
+        return self.platform.mode == "canvas"
+
     # -- helpers ---------------------------------------------------------------------------
 
-    def _check_context(self, context_id: str) -> None:
+    def _enter(self, context_id: str, *scopes: str) -> None:
+        """The checks every call passes first, in the platform's order."""
+        if self.canvas:
+            # Canvas checks the token (LtiServices) before it looks at the course.
+            self._authorize(*scopes)
+            if context_id != self.platform.course.id:
+                raise canvas_not_found()
+            if self.platform.course_concluded == 404:
+                raise canvas_not_found()
+            if self.platform.course_concluded == 422:
+                raise ServiceError(422, CONCLUDED)
+            return
         if context_id != self.platform.course.id:
             raise ServiceError(404, "No such course")
         type_id = request.args.get("type_id")
         if type_id is not None and type_id != self.platform.deployment_id:
             # A tool that appends /scores after the query string lands here with "1/scores".
             raise ServiceError(400, f"Invalid type_id {type_id!r}")
+        self._authorize(*scopes)
 
     def _authorize(self, *scopes: str) -> None:
         self.platform.tokens.authorize(request.headers.get("Authorization"), scopes)
@@ -75,6 +111,8 @@ class AgsService:
     def _item(self, item_id: int) -> LineItem:
         item = self.store.line_items.get(item_id)
         if item is None:
+            if self.canvas:
+                raise canvas_not_found()
             raise ServiceError(404, "Line item not found")
         return item
 
@@ -91,16 +129,25 @@ class AgsService:
         return data
 
     def result_json(self, item: LineItem, result: Result) -> dict[str, Any]:
-        """A result as AGS JSON (Moodle reports the final, bounded grade)."""
+        """A result as AGS JSON: Moodle reports the final, bounded grade; Canvas what the tool sent."""
         data: dict[str, Any] = {
             "id": self.platform.paths.result_id(item.id, result.user_id),
             "scoreOf": self.platform.paths.lineitem_url(item.id),
             "userId": result.user_id,
-            "resultMaximum": _number(item.score_maximum),
         }
-        score = result.final if self.platform.mode == "moodle" else result.raw
-        if score is not None:
-            data["resultScore"] = _number(score)
+        if self.canvas:
+            score = canvas_result_score(result, self.store.assignment_of(item))
+            maximum = result.result_maximum
+            if score is not None:
+                data["resultScore"] = _number(score)
+            if maximum is not None:
+                data["resultMaximum"] = _number(maximum)
+            if result.comment is not None:
+                data["comment"] = result.comment
+            return data
+        data["resultMaximum"] = _number(item.score_maximum)
+        if result.final is not None:
+            data["resultScore"] = _number(result.final)
         if result.comment is not None:
             data["comment"] = result.comment
         if result.timestamp_text is not None:
@@ -129,24 +176,30 @@ class AgsService:
 
     def list_line_items(self, context_id: str) -> Response:
         """GET the container, filtered by resource_link_id, resource_id, tag; paged by limit."""
-        self._check_context(context_id)
-        self._authorize(SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY)
-        filters = {"resource_link_id": "resource_link_id", "resource_id": "resource_id", "tag": "tag"}
+        self._enter(context_id, SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY)
         with self.store.lock:
             items = sorted(self.store.line_items.values(), key=lambda li: li.id)
-        for arg, attr in filters.items():
+            rlid = request.args.get("resource_link_id")
+            if rlid is not None and self.canvas:
+                # Canvas filters by the *assignment* the link belongs to: every line item of it.
+                assignment = self.platform.assignment_of_link(rlid)
+                items = [li for li in items if assignment is not None and li.assignment_id == assignment.id]
+            elif rlid is not None:
+                items = [li for li in items if li.resource_link_id == rlid]
+        for arg, attr in (("resource_id", "resource_id"), ("tag", "tag")):
             if arg in request.args:
                 items = [li for li in items if getattr(li, attr) == request.args[arg]]
-        page, next_url = paginate(items, mode=self.platform.mode, url=self.platform.config.base_url + request.path,
-                                  args=dict(request.args))
-        return json_response([self.line_item_json(li) for li in page], LINEITEM_CONTAINER_TYPE,
-                             headers=link_header(next_url))
+        page = paginate(items, mode=self.platform.mode, url=self.platform.config.base_url + request.path,
+                        args=dict(request.args))
+        return json_response([self.line_item_json(li) for li in page.items], LINEITEM_CONTAINER_TYPE,
+                             headers=page.headers())
 
     def create_line_item(self, context_id: str) -> Response:
-        """POST a new line item (a manual grade item in Moodle, an assignment in Canvas)."""
-        self._check_context(context_id)
-        self._authorize(SCOPE_LINEITEM)
+        """POST a new line item (a manual grade item in Moodle; in Canvas see the module docstring)."""
+        self._enter(context_id, SCOPE_LINEITEM)
         body = read_json(LINEITEM_TYPE)
+        if self.canvas:
+            return self._create_canvas_line_item(body)
         fields = self._line_item_fields(body)
         link_id = body.get("resourceLinkId")
         if link_id is not None and link_id not in self.platform.resource_links:
@@ -154,33 +207,52 @@ class AgsService:
         item = self.store.add_line_item(resource_link_id=link_id, created_by_tool=True, **fields)
         return json_response(self.line_item_json(item), LINEITEM_TYPE, status=201)
 
+    def _create_canvas_line_item(self, body: Any) -> Response:
+        link_id = body.get("resourceLinkId") if isinstance(body, dict) else None
+        with self.store.lock:
+            if link_id is not None:
+                assignment = self.platform.assignment_of_link(str(link_id))
+                if assignment is None:
+                    raise canvas_not_found()  # `Assignment.find_by(lti_context_id:)` found none
+                fields = self._line_item_fields(body)
+                # Attached to the assignment: a result store, not a gradebook column.
+                item = self.store.add_line_item(resource_link_id=str(link_id), created_by_tool=True,
+                                                assignment_id=assignment.id, **fields)
+            else:
+                fields = self._line_item_fields(body)
+                assignment = self.store.add_assignment(title=fields["label"], points_possible=fields["score_maximum"])
+                item = self.store.add_line_item(created_by_tool=True, assignment_id=assignment.id, **fields)
+        return json_response(self.line_item_json(item), LINEITEM_TYPE, status=201)
+
     def get_line_item(self, context_id: str, item_id: int) -> Response:
         """GET one line item."""
-        self._check_context(context_id)
-        self._authorize(SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY)
+        self._enter(context_id, SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY)
         return json_response(self.line_item_json(self._item(item_id)), LINEITEM_TYPE)
 
     def update_line_item(self, context_id: str, item_id: int) -> Response:
         """PUT a line item: label, scoreMaximum, resourceId, tag, dates (resourceLinkId stays)."""
-        self._check_context(context_id)
-        self._authorize(SCOPE_LINEITEM)
+        self._enter(context_id, SCOPE_LINEITEM)
         fields = self._line_item_fields(read_json(LINEITEM_TYPE))
         with self.store.lock:
             item = self._item(item_id)
             for attr, value in fields.items():
                 setattr(item, attr, value)
+            assignment = self.store.assignment_of(item)
+            if assignment is not None and self.store.is_assignment_line_item(item):
+                # `update_assignment`: the column follows its own line item's label and maximum.
+                assignment.title, assignment.points_possible = item.label, item.score_maximum
         return json_response(self.line_item_json(item), LINEITEM_TYPE)
 
     def delete_line_item(self, context_id: str, item_id: int) -> Response:
         """DELETE a tool-created line item."""
-        self._check_context(context_id)
-        self._authorize(SCOPE_LINEITEM)
+        self._enter(context_id, SCOPE_LINEITEM)
         item = self._item(item_id)
         if not item.created_by_tool:
-            # The activity's own grade item (Moodle) / the assignment's default line item
-            # (Canvas) goes away with the activity, not through AGS.
-            raise ServiceError(403 if self.platform.mode == "moodle" else 400,
-                               "Cannot delete the line item the platform created for the resource link")
+            # The activity's own grade item (Moodle) / the line item Canvas made with the
+            # assignment ("coupled", `head :unauthorized`) goes with the activity, not through AGS.
+            if self.canvas:
+                raise ServiceError(401, "coupled line item", body="")
+            raise ServiceError(403, "Cannot delete the line item the platform created for the resource link")
         self.store.delete_line_item(item_id)
         return Response(status=204)
 
@@ -188,20 +260,20 @@ class AgsService:
 
     def post_score(self, context_id: str, item_id: int) -> Response:
         """POST a score; the platform's rules decide (see scoring.py)."""
-        self._check_context(context_id)
-        self._authorize(SCOPE_SCORE)
+        self._enter(context_id, SCOPE_SCORE)
         body = read_json(SCORE_TYPE)
         item = self._item(item_id)
         user_id = body.get("userId") if isinstance(body, dict) else None
         with self.store.lock:
             user = self.platform.users.get(user_id) if isinstance(user_id, str) else None
             stored = self.store.results.get((item.id, user.id)) if user is not None else None
-            result = apply_score(self.platform.mode, item, user, body, stored, self.platform.now())
+            target = Target(item, self.store.assignment_of(item), self.store.is_assignment_line_item(item))
+            result = apply_score(self.platform.mode, target, user, body, stored, self.platform.now())
             self.store.results[(item.id, result.user_id)] = result
             self.store.record_post(ScorePost(item.id, result.user_id, body, 200, "OK", self.platform.now()))
-        if self.platform.mode == "canvas":
+        if self.canvas:
             return Response(json.dumps({"resultUrl": self.platform.paths.result_id(item.id, result.user_id)}),
-                            status=200, content_type="application/json")
+                            status=200, content_type=SCORE_TYPE)
         return Response("", status=200)
 
     def record_refused_score(self, response: Response, kwargs: dict[str, Any]) -> None:
@@ -213,16 +285,14 @@ class AgsService:
             body = raw
         user_id = body.get("userId") if isinstance(body, dict) and isinstance(body.get("userId"), str) else None
         message = response.status.partition(" ")[2]
-        if self.platform.mode == "canvas" and response.is_json:
-            errors = (response.get_json(silent=True) or {}).get("errors") or [{}]
-            message = errors[0].get("message", message)
+        if self.canvas:
+            message = _canvas_words(response) or message
         self.store.record_post(ScorePost(kwargs.get("item_id", 0), user_id, body, response.status_code,
                                          message, self.platform.now()))
 
     def list_results(self, context_id: str, item_id: int) -> Response:
         """GET the results of a line item, filtered by user_id, paged by limit."""
-        self._check_context(context_id)
-        self._authorize(SCOPE_RESULT_READONLY)
+        self._enter(context_id, SCOPE_RESULT_READONLY)
         item = self._item(item_id)
         if self.platform.mode == "moodle" and request.args.get("limit") and "type_id" in request.args:
             # Moodle 4.5.6's results.php builds its paging link only when type_id is absent, and
@@ -231,10 +301,22 @@ class AgsService:
         results = sorted(self.store.results_of(item.id), key=lambda r: r.user_id)
         if "user_id" in request.args:
             results = [r for r in results if r.user_id == request.args["user_id"]]
-        page, next_url = paginate(results, mode=self.platform.mode,
-                                  url=self.platform.config.base_url + request.path, args=dict(request.args))
-        return json_response([self.result_json(item, r) for r in page], RESULT_CONTAINER_TYPE,
-                             headers=link_header(next_url))
+        page = paginate(results, mode=self.platform.mode, url=self.platform.config.base_url + request.path,
+                        args=dict(request.args))
+        return json_response([self.result_json(item, r) for r in page.items], RESULT_CONTAINER_TYPE,
+                             headers=page.headers())
+
+
+def _canvas_words(response: Response) -> str:
+    """The message of a Canvas error answer (render_error's object, or a list of errors), or the body."""
+    data = response.get_json(silent=True) if response.is_json else None
+    if isinstance(data, dict):
+        errors = data.get("errors")
+        if isinstance(errors, dict) and isinstance(errors.get("message"), str):
+            return errors["message"]
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("message", ""))
+    return response.get_data(as_text=True).strip()[:200]
 
 
 def register(app: Flask, platform: Platform) -> None:

@@ -5,7 +5,10 @@ Endpoints (Moodle mode | Canvas mode; see paths.py):
     GET  /                                   launch page: course, links, people, the tool in an iframe
     POST /launch                             starts a login initiation (user_id, resource_link_id)
     GET  /gradebook                          line items x users, and every score post with its answer
-    POST /gradebook/grades                   a teacher types a grade into the gradebook (form or JSON)
+    POST /gradebook/grades                   a teacher edits a grade (form or JSON: line item, user, score, comment)
+    POST /gradebook/assignments/<id>/publish        Canvas: publish (published=1) or unpublish (0)
+    POST /gradebook/assignments/<id>/grading-period Canvas: close (closed=1) or reopen (0) its grading period
+    POST /gradebook/course                          Canvas: conclude (concluded=422|404) or reopen ("")
     GET  /.well-known/openid-configuration   platform discovery
     GET  /mod/lti/certs.php | /api/lti/security/jwks                     platform JWKS
     GET, POST /mod/lti/auth.php | /api/lti/authorize_redirect           OIDC authorization
@@ -23,6 +26,7 @@ Registration and its admin page /admin/tools, `deeplink` for "Add a Tally item")
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from flask import Flask, Response, jsonify, redirect, render_template, request
@@ -69,37 +73,74 @@ def register_pages(app: Flask, platform: Platform) -> None:
             posts = list(reversed(store.score_posts))
         students = [u for u in platform.users.values() if u.kind == "student" or
                     any(key[1] == u.id for key in results)]
+        assignments = {a.id: a for a in platform.store.assignments.values()}
+        grading = {li.id: platform.store.is_assignment_line_item(li) for li in items}
         return render_template("sandbox/gradebook.html", platform=platform, items=items, results=results,
-                               students=students, posts=posts)
+                               students=students, posts=posts, assignments=assignments, grading=grading)
+
+    def refused(problem: str) -> tuple[str, int]:
+        return render_template("sandbox/error.html", platform=platform, problem=problem), 400
+
+    def publish(assignment_id: int) -> Response | tuple[str, int]:
+        try:
+            platform.publish(assignment_id, request.form.get("published", "1") == "1")
+        except KeyError:
+            return refused("Unknown assignment")
+        return redirect("/gradebook", 303)
+
+    def grading_period(assignment_id: int) -> Response | tuple[str, int]:
+        try:
+            platform.set_grading_period_closed(assignment_id, request.form.get("closed", "1") == "1")
+        except KeyError:
+            return refused("Unknown assignment")
+        return redirect("/gradebook", 303)
+
+    def course_state() -> Response | tuple[str, int]:
+        value = request.form.get("concluded", "")
+        if value not in ("", "404", "422"):
+            return refused("concluded must be 422, 404 or empty")
+        platform.conclude_course(int(value) if value else None)
+        return redirect("/gradebook", 303)
 
     def edit_grade() -> Response | tuple[Response | str, int]:
-        # The gradebook page's "Set" button (a form) and the same for tests (JSON):
-        # {lineItemId, userId, score (null removes the grade), comment}.
+        # The gradebook page's "Save grade" (a form) and the same for tests (JSON):
+        # {lineItemId, userId, score (null or "" removes the grade), comment}.
         data = request.get_json(silent=True) if request.is_json else request.form.to_dict()
         data = data if isinstance(data, dict) else {}
         raw_score = data.get("score", data.get("grade"))
+        comment = str(data.get("comment") or "").strip() or None
+        problem = None
         try:
             item_id = int(data.get("lineItemId", data.get("line_item_id", "")))
-            score = None if raw_score in (None, "") else float(raw_score)
+            text = raw_score.strip().replace(",", ".") if isinstance(raw_score, str) else raw_score
+            score = None if text in (None, "") else float(text)
+            if score is not None and not math.isfinite(score):
+                raise ValueError(text)
         except (TypeError, ValueError):
-            item_id, score = -1, None
-        user_id = str(data.get("userId", data.get("user_id", "")))
-        comment = data.get("comment") or None
-        if item_id not in platform.store.line_items or user_id not in platform.users:
-            problem = "Unknown line item or user, or the grade is not a number"
-            if request.is_json:
-                return jsonify(error=problem), 400
-            return render_template("sandbox/error.html", platform=platform, problem=problem), 400
-        result = platform.teacher_edits_grade(item_id, user_id, score, None if comment is None else str(comment))
+            problem = "The line item and the grade must be numbers"
+        else:
+            try:
+                result = platform.teacher_edits_grade(item_id, str(data.get("userId", data.get("user_id", ""))),
+                                                      score, comment)
+            except KeyError:
+                problem = "Unknown line item or user"
+        if problem is not None:
+            return (jsonify(error=problem), 400) if request.is_json else refused(problem)
         if request.is_json:
-            return jsonify(lineItemId=item_id, userId=user_id, score=result.final, comment=result.comment,
+            return jsonify(lineItemId=item_id, userId=result.user_id, score=result.final, comment=result.comment,
                            timestamp=result.timestamp_text)
         return redirect("/gradebook#item-%d" % item_id, code=303)
 
     app.add_url_rule("/", "index", index)
     app.add_url_rule("/launch", "launch", launch, methods=["POST"])
     app.add_url_rule("/gradebook", "gradebook", gradebook)
-    app.add_url_rule("/gradebook/grades", "gradebook_edit", edit_grade, methods=["POST"])
+    app.add_url_rule("/gradebook/grades", "gradebook_edit_grade", edit_grade, methods=["POST"])
+    if platform.mode == "canvas":
+        app.add_url_rule("/gradebook/assignments/<int:assignment_id>/publish", "gradebook_publish", publish,
+                         methods=["POST"])
+        app.add_url_rule("/gradebook/assignments/<int:assignment_id>/grading-period", "gradebook_grading_period",
+                         grading_period, methods=["POST"])
+        app.add_url_rule("/gradebook/course", "gradebook_course", course_state, methods=["POST"])
 
 
 def create_sandbox_app(config: SandboxConfig) -> Flask:

@@ -162,17 +162,25 @@ class DeepLinking:
         with self.platform.store.lock:
             for item in items:
                 custom = item.get("custom") if isinstance(item.get("custom"), dict) else {}
+                line = item.get("lineItem")
+                # Canvas makes an item with a lineItem an external-tool assignment (its column);
+                # one without is a plain module link.
+                kind = "assignment" if isinstance(line, dict) or self.platform.mode == "moodle" else "link"
                 link = ResourceLink(id=f"rl-{len(self.platform.resource_links) + 1}", title=str(item.get("title") or "Tally"),
-                                    description=str(item.get("text") or ""),
+                                    description=str(item.get("text") or ""), kind=kind,
                                     custom=tuple(sorted((str(k), str(v)) for k, v in custom.items())))
                 self.platform.resource_links[link.id] = link
                 result.links.append(link)
-                line = item.get("lineItem")
                 if isinstance(line, dict):
+                    label = str(line.get("label") or link.title)
+                    assignment = self.platform.store.add_assignment(
+                        title=label, points_possible=float(line["scoreMaximum"]), resource_link_id=link.id,
+                    ) if self.platform.mode == "canvas" else None
                     result.line_items.append(self.platform.store.add_line_item(
-                        label=str(line.get("label") or link.title), score_maximum=float(line["scoreMaximum"]),
+                        label=label, score_maximum=float(line["scoreMaximum"]),
                         resource_link_id=link.id, resource_id=line.get("resourceId"), tag=line.get("tag"),
-                        created_by_tool=False,  # the activity's own grade item, as Moodle makes it
+                        created_by_tool=False,  # the activity's own grade item (Moodle), the assignment's (Canvas)
+                        assignment_id=assignment.id if assignment is not None else None,
                     ))
         with self._lock:
             self.results.append(result)

@@ -297,6 +297,9 @@ class DynamicRegistrations:
         launch = tool.target_link_uri or (tool.redirect_uris[0] if tool.redirect_uris else "")
         self.platform.use_tool(client_id=tool.client_id, deployment_id=tool.deployment_id, login_url=tool.initiate_login_uri,
                                launch_url=launch, jwks_url=tool.jwks_uri, deep_link_url=tool.deep_link_uri)
+        # What the registration granted is what the tool may use from now on: its launches list
+        # those scopes, and its token requests are checked against them.
+        self.platform.tool_scopes = tool.scopes
         return tool
 
 

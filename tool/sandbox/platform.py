@@ -1,7 +1,10 @@
 """The platform itself: its key, its people and course, login initiation, id_token claims, signing.
 
 A `Platform` is the object behind the sandbox app (`app.extensions["sandbox"]`). Tests use it
-directly to craft good and bad launches and to turn the fault knobs.
+directly to craft good and bad launches and to turn the fault knobs, and to act as a teacher in
+the LMS: `teacher_edits_grade`, and in canvas mode `publish`, `set_grading_period_closed`,
+`conclude_course`, `add_assignment`, `student_view_user`, `tool_scopes` (the developer key's)
+and `throttle` (Canvas's request throttle, tool/sandbox/throttle.py).
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from tool.sandbox.config import SandboxConfig
 from tool.sandbox.counters import ConnectionCounter
 from tool.sandbox.faults import Faults
 from tool.sandbox.paths import Paths
-from tool.sandbox.store import Course, ResourceLink, Result, SandboxUser, Store
+from tool.sandbox.store import Assignment, Course, LineItem, ResourceLink, Result, SandboxUser, Store
+from tool.sandbox.throttle import Throttle
 from tool.sandbox.tokens import (
     SCOPE_LINEITEM,
     SCOPE_LINEITEM_READONLY,
+    SCOPE_NRPS,
     SCOPE_RESULT_READONLY,
     SCOPE_SCORE,
     TokenService,
@@ -41,6 +46,8 @@ LTI = "https://purl.imsglobal.org/spec/lti/claim/"
 AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 HINT_LIFETIME = 600
+AGS_SCOPES = (SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY, SCOPE_SCORE)
+CONCLUDED = "This course has concluded. AGS requests will no longer be accepted for this course."
 # Login hints whose "resource link" starts with this are Deep Linking requests (tool/sandbox/deeplink.py).
 DEEP_LINK_PREFIX = "deep-link:"
 
@@ -114,7 +121,20 @@ class Platform:
         self.users: dict[str, SandboxUser] = seed.seed_users(self.mode)
         self._user_count = len(self.users)
         self.store = Store()
-        self.store.add_line_item(**seed.SEED_LINE_ITEM, created_by_tool=False)
+        if self.mode == "canvas":
+            # Canvas: rl-1 is an external-tool assignment, whose line item Canvas made with it;
+            # the course menu is a placement too, launched with the course's opaque id.
+            nav = seed.course_navigation_link(self.course)
+            self.resource_links[nav.id] = nav
+            week_1 = self.store.add_assignment(title=str(seed.SEED_LINE_ITEM["label"]),
+                                               points_possible=float(seed.SEED_LINE_ITEM["score_maximum"]),
+                                               resource_link_id="rl-1")
+            self.store.add_line_item(**seed.SEED_LINE_ITEM, created_by_tool=False, assignment_id=week_1.id)
+        else:
+            self.store.add_line_item(**seed.SEED_LINE_ITEM, created_by_tool=False)
+        # Canvas: None, or the status every AGS call of a concluded course gets (422 with the
+        # ags_improved_course_concluded_response_codes flag, 404 without it).
+        self.course_concluded: int | None = None
         self.faults = Faults()
         self.connections = ConnectionCounter()  # counts once attached to the serving server
         self.paths = Paths(config.base_url, self.mode, self.course.id, self.deployment_id)
@@ -124,7 +144,9 @@ class Platform:
             audiences=[self.paths.token_url, self.issuer],
             tool_jwks_url=config.tool_jwks_url,
             clock=self.epoch,
+            mode=self.mode,
         )
+        self.throttle = Throttle(clock=self.epoch, enabled=self.mode == "canvas")
         self.launches: list[Launch] = []
         self._hints: dict[str, MessageHint] = {}
         self._lock = threading.Lock()
@@ -286,7 +308,9 @@ class Platform:
             LTI + "version": "1.3.0",
             LTI + "deployment_id": self.deployment_id,
             LTI + "target_link_uri": self.config.tool_launch_url,
-            LTI + "resource_link": {"id": link.id, "title": link.title, "description": link.description},
+            # Canvas leaves the description out where it has none (Course Navigation).
+            LTI + "resource_link": {"id": link.id, "title": link.title, "description": link.description}
+            if link.description or self.mode == "moodle" else {"id": link.id, "title": link.title},
             LTI + "roles": list(user.roles),
             LTI + "context": {"id": self.course.id, "label": self.course.label, "title": self.course.title,
                               "type": [self.course.type]},
@@ -302,17 +326,34 @@ class Platform:
                 "return_url": self.config.base_url + "/",
             },
             LTI + "custom": dict(link.custom),  # what the link was made with (deep linking)
-            AGS_CLAIM: self.ags_claim(resource_link_id),
-            NRPS_CLAIM: {"context_memberships_url": self.paths.memberships_url, "service_versions": ["2.0"]},
         }
+        ags = self.ags_claim(resource_link_id)
+        if ags is not None:
+            claims[AGS_CLAIM] = ags
+        if SCOPE_NRPS in self.tool_scopes:
+            claims[NRPS_CLAIM] = {"context_memberships_url": self.paths.memberships_url, "service_versions": ["2.0"]}
         return claims
 
-    def ags_claim(self, resource_link_id: str) -> dict[str, Any]:
-        """The AGS endpoint claim; `lineitem` only when the link has exactly one line item."""
-        claim: dict[str, Any] = {
-            "scope": [SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY, SCOPE_RESULT_READONLY, SCOPE_SCORE],
-            "lineitems": self.paths.lineitems_url,
-        }
+    def ags_claim(self, resource_link_id: str) -> dict[str, Any] | None:
+        """The AGS endpoint claim of a launch, with the `lineitem` the platform names.
+
+        Moodle names `lineitem` when the link has exactly one line item. Canvas names it only
+        for an assignment launch, and then it is the assignment's own line item (its first),
+        however many others are attached (lib/lti/messages/resource_link_request.rb,
+        `add_line_item_url_to_ags_claim!`); a Course Navigation launch has none. Canvas sends
+        the claim only when the developer key has an AGS scope, listing those scopes
+        (lib/lti/messages/jwt_message.rb, `include_assignment_and_grade_service_claims?`).
+        """
+        scopes = [s for s in AGS_SCOPES if s in self.tool_scopes]
+        if self.mode == "canvas" and not scopes:
+            return None
+        claim: dict[str, Any] = {"scope": scopes, "lineitems": self.paths.lineitems_url}
+        if self.mode == "canvas":
+            assignment = self.assignment_of_link(resource_link_id)
+            item = self.store.assignment_line_item(assignment.id) if assignment is not None else None
+            if item is not None:
+                claim["lineitem"] = self.paths.lineitem_url(item.id)
+            return claim
         items = self.store.line_items_of(resource_link_id)
         if len(items) == 1:
             claim["lineitem"] = self.paths.lineitem_url(items[0].id)
@@ -326,31 +367,6 @@ class Platform:
         return token
 
     # -- the gradebook, by hand ---------------------------------------------------------------
-
-    def teacher_edits_grade(self, line_item_id: int, user_id: str, score: float | None,
-                            comment: str | None = None) -> Result:
-        """A teacher types a grade (None: removes it) into the gradebook, outside AGS.
-
-        Moodle stores the edit with timestamp = now, so a tool's later score with an older
-        timestamp gets 409 (that is what protects the edit). Canvas leaves the result's
-        timestamp where the tool's last score put it: a resend is not refused.
-        """
-        with self.store.lock:
-            item = self.store.line_items[line_item_id]
-            result = self.store.results.get((item.id, user_id)) or Result(line_item_id=item.id, user_id=user_id)
-            result.raw = None if score is None else float(score)
-            result.final = None if score is None else (
-                min(max(float(score), 0.0), item.score_maximum) if self.mode == "moodle" else float(score))
-            if comment is not None:
-                result.comment = comment
-                if self.mode == "canvas":
-                    result.comments.append(comment)
-            if self.mode == "moodle":
-                now = self.now()
-                result.timestamp, result.timestamp_text = now, now.isoformat()
-            result.edited_by_teacher = True
-            self.store.results[(item.id, user_id)] = result
-            return result
 
     # -- the server ----------------------------------------------------------------------------
 
@@ -385,6 +401,144 @@ class Platform:
             # Moodle's service URLs carry the tool type id (= deployment id): they change with it.
             self.paths = Paths(self.config.base_url, self.mode, self.course.id, deployment_id)
             self.tokens.use_client(client_id, jwks_url)
+
+    # -- scopes ------------------------------------------------------------------------------
+
+    @property
+    def tool_scopes(self) -> frozenset[str]:
+        """The service scopes the tool may use: the developer key's (Canvas), the tool type's (Moodle)."""
+        return self.tokens.allowed_scopes
+
+    @tool_scopes.setter
+    def tool_scopes(self, scopes: Any) -> None:
+        self.tokens.allowed_scopes = frozenset(scopes)
+
+    # -- Canvas's course: assignments, publishing, grading periods, conclusion -----------------
+
+    @property
+    def course_navigation_link(self) -> ResourceLink:
+        """Canvas's Course Navigation placement (ValueError in Moodle mode, which has none)."""
+        for link in self.resource_links.values():
+            if link.kind == "course_navigation":
+                return link
+        raise ValueError("only Canvas has a Course Navigation placement")
+
+    def assignment_of_link(self, resource_link_id: str) -> Assignment | None:
+        """The assignment a resource link launches (Canvas: `Assignment.find_by(lti_context_id:)`)."""
+        with self.store.lock:
+            for assignment in self.store.assignments.values():
+                if assignment.resource_link_id == resource_link_id:
+                    return assignment
+        return None
+
+    def add_assignment(self, title: str, points_possible: float = 100.0, *, published: bool = True) -> ResourceLink:
+        """A teacher adds Tally as an external-tool assignment: its link, and the line item Canvas makes.
+
+        Canvas only; returns the new resource link (launch it like any other).
+        """
+        if self.mode != "canvas":
+            raise ValueError("assignments are a Canvas concept; Moodle mode has activities (rl-1, rl-2)")
+        with self._lock:
+            link = ResourceLink(id=f"rl-{len(self.resource_links) + 1}", title=title, kind="assignment")
+            self.resource_links[link.id] = link
+        assignment = self.store.add_assignment(title=title, points_possible=float(points_possible),
+                                               resource_link_id=link.id, published=published)
+        self.store.add_line_item(label=title, score_maximum=float(points_possible), resource_link_id=link.id,
+                                 created_by_tool=False, assignment_id=assignment.id)
+        return link
+
+    def assignment(self, *, line_item_id: int | None = None, assignment_id: int | None = None) -> Assignment:
+        """A Canvas assignment, by its id or by one of its line items (KeyError when none)."""
+        with self.store.lock:
+            if line_item_id is not None:
+                found = self.store.assignment_of(self.store.line_items[line_item_id])
+                if found is None:
+                    raise KeyError(f"line item {line_item_id} has no assignment")
+                return found
+            return self.store.assignments[assignment_id]  # type: ignore[index]
+
+    def publish(self, assignment_id: int, published: bool = True) -> Assignment:
+        """Publish (or unpublish) an assignment: an unpublished one refuses every grade with 422."""
+        with self.store.lock:
+            assignment = self.store.assignments[assignment_id]
+            assignment.published = published
+            return assignment
+
+    def set_grading_period_closed(self, assignment_id: int, closed: bool = True) -> Assignment:
+        """Close (or reopen) the grading period an assignment falls in: grades are refused with 422."""
+        with self.store.lock:
+            assignment = self.store.assignments[assignment_id]
+            assignment.grading_period_closed = closed
+            return assignment
+
+    def conclude_course(self, status: int | None = 422) -> None:
+        """Conclude the course: every AGS call answers `status` (422, or 404 as older Canvas); None reopens."""
+        if status not in (None, 404, 422):
+            raise ValueError("a concluded course answers 422 or 404")
+        self.course_concluded = status
+
+    def student_view_user(self) -> SandboxUser:
+        """Canvas's Student View user ("Test Student"), enrolled as a student; made on first use."""
+        for user in self.users.values():
+            if user.test_student:
+                return user
+        with self._lock:
+            user = seed.student_view_user(self._user_count)
+            self._user_count += 1
+            self.users[user.id] = user
+        return user
+
+    # -- the teacher's gradebook ---------------------------------------------------------------
+
+    def teacher_edits_grade(self, line_item_id: int, user_id: str, score: float | None,
+                            comment: str | None = None) -> Result:
+        """A teacher sets a grade in the LMS gradebook: `score` on the line item's scale (None clears it).
+
+        Moodle (grader report): the grade is stored with the time of the edit, so a tool's
+        later score with an older timestamp is refused with 409 (measured on Moodle 4.5).
+        Canvas: the submission's score changes and its LTI result follows *without* moving its
+        `updated_at` (app/models/submission.rb `update_line_item_result`, app/models/lti/result.rb
+        `update_score_for_submission` writes with raw SQL): any later tool score overwrites it.
+        KeyError for an unknown line item or user.
+        """
+        with self.store.lock:
+            item = self.store.line_items[line_item_id]
+            if user_id not in self.users:
+                raise KeyError(user_id)
+            if self.mode == "canvas":
+                return self._canvas_teacher_edit(item, user_id, score, comment)
+            result = self.store.results.get((item.id, user_id)) or Result(line_item_id=item.id, user_id=user_id)
+            result.raw = score
+            result.final = None if score is None else min(max(score, 0.0), item.score_maximum)
+            if comment is not None:
+                result.comment = comment
+            now = self.now()
+            result.timestamp, result.timestamp_text = now, now.isoformat(timespec="seconds")
+            result.edited_by_teacher = True
+            self.store.results[(item.id, user_id)] = result
+            return result
+
+    def _canvas_teacher_edit(self, item: LineItem, user_id: str, score: float | None,
+                             comment: str | None) -> Result:
+        # A grade belongs to the assignment's submission, which only its first line item's
+        # result is tied to; a result made by the edit gets `updated_at` now.
+        assignment = self.store.assignment_of(item)
+        graded = self.store.assignment_line_item(assignment.id) if assignment is not None else item
+        assert graded is not None
+        result = self.store.results.get((graded.id, user_id))
+        if result is None:
+            now = self.now()
+            result = Result(line_item_id=graded.id, user_id=user_id, timestamp=now,
+                            timestamp_text=now.isoformat(timespec="milliseconds"))
+            self.store.results[(graded.id, user_id)] = result
+        result.raw = result.final = score
+        result.result_score = score
+        if result.result_maximum is None:
+            result.result_maximum = assignment.points_possible if assignment is not None else graded.score_maximum
+        result.edited_by_teacher = True
+        if comment:
+            result.comments.append(comment)
+        return result
 
     # -- counters --------------------------------------------------------------------------
 

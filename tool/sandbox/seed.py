@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 import uuid
 
 from tool.sandbox.store import LIS, ROLE_INSTRUCTOR, ROLE_LEARNER, ROLE_TA, Course, ResourceLink, SandboxUser
 
 COURSE = Course(id="SANDBOX-101", label="SBX101", title="Sandbox Course 101")
+# rl-1 is graded (Moodle: an activity with its grade item; Canvas: an external-tool assignment);
+# rl-2 has no gradebook column of its own (Moodle: an activity without one; Canvas: a module link).
 RESOURCE_LINKS = (
-    ResourceLink(id="rl-1", title="Tally: Week 1", description="Points for the first week's exercises"),
-    ResourceLink(id="rl-2", title="Tally: Final exam", description="The final exam"),
+    ResourceLink(id="rl-1", title="Tally: Week 1", description="Points for the first week's exercises",
+                 kind="assignment"),
+    ResourceLink(id="rl-2", title="Tally: Final exam", description="The final exam", kind="link"),
 )
 SEED_LINE_ITEM = {"label": "Tally: Week 1", "score_maximum": 100.0, "resource_link_id": "rl-1"}
+
+
+def opaque_course_id(course: Course) -> str:
+    """Canvas's opaque id of a course (`Lti::Asset.opaque_identifier_for`): 40 hex digits.
+
+    Canvas launches its Course Navigation placement with this as the resource link id
+    (lib/lti/messages/resource_link_request.rb, `launch_resource_link_id`).
+    """
+    return hashlib.sha1(f"course:{course.id}".encode()).hexdigest()
+
+
+def course_navigation_link(course: Course) -> ResourceLink:
+    """Canvas's Course Navigation placement: the course's opaque id, titled with the course's name."""
+    return ResourceLink(id=opaque_course_id(course), title=course.title, kind="course_navigation")
 
 # (kind, given name, family name); students 4..11 are the seeded class.
 PEOPLE = (
@@ -82,6 +100,14 @@ def make_user(number: int, kind: str, given: str, family: str, mode: str) -> San
         # A site/account admin is not enrolled in the course: launches work, scores do not.
         enrolled=kind != "admin",
     )
+
+
+def student_view_user(number: int) -> SandboxUser:
+    """Canvas's Student View user: the fake "Test Student" a teacher becomes to preview a course."""
+    user = make_user(number, "student", "Test", "Student", "canvas")
+    user.test_student = True
+    user.email = ""
+    return user
 
 
 def seed_users(mode: str) -> dict[str, SandboxUser]:

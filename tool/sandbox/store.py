@@ -1,4 +1,8 @@
-"""The sandbox's in-memory data: users, the course, resource links, line items, results, score posts.
+"""The sandbox's in-memory data: users, the course, resource links, assignments, line items, results, posts.
+
+Canvas mode keeps Canvas's own model (instructure/canvas-lms): a gradebook column is an
+*assignment*; line items belong to an assignment, and only the assignment's first line item
+(`Lti::LineItem#assignment_line_item?`) writes grades; the others store results only.
 
 Everything sits behind one re-entrant lock (`Store.lock`): the services check and then write
 (e.g. "is this timestamp newer than the stored one?"), and that must be atomic when a tool
@@ -31,6 +35,7 @@ class SandboxUser:
     kind: str  # "teacher" | "ta" | "student" | "admin"
     enrolled: bool = True  # False: not in the course roster (scores refused, absent from NRPS)
     status: str = "Active"  # NRPS status: Active | Inactive | Deleted
+    test_student: bool = False  # Canvas's Student View user ("Test Student")
 
     @property
     def is_student(self) -> bool:
@@ -48,14 +53,35 @@ class Course:
     type: str = "http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"
 
 
+LINK_KINDS = ("assignment", "link", "course_navigation")
+
+
 @dataclass(frozen=True)
 class ResourceLink:
-    """One placement of the tool in the course."""
+    """One placement of the tool in the course.
+
+    `kind` matters in Canvas mode: an "assignment" link is an external-tool assignment (its
+    launches carry the assignment's line item), a "link" is a module item or page link, and
+    "course_navigation" is the course menu entry, whose id is the course's opaque id.
+    """
 
     id: str
     title: str
     description: str = ""
     custom: tuple[tuple[str, str], ...] = ()  # custom parameters every launch of the link carries
+    kind: str = "assignment"
+
+
+@dataclass
+class Assignment:
+    """A Canvas assignment: the gradebook column. Tool-made ones have no resource link."""
+
+    id: int
+    title: str
+    points_possible: float
+    resource_link_id: str | None = None  # the external-tool link a teacher placed, if any
+    published: bool = True
+    grading_period_closed: bool = False
 
 
 @dataclass
@@ -71,6 +97,7 @@ class LineItem:
     start_date_time: str | None = None
     end_date_time: str | None = None
     created_by_tool: bool = True  # False for the activity's own item (Moodle) / assignment (Canvas)
+    assignment_id: int | None = None  # Canvas: the assignment the line item belongs to
 
 
 @dataclass
@@ -89,7 +116,11 @@ class Result:
     timestamp_text: str | None = None
     attempts: int = 0  # Canvas: one submission attempt per score unless new_submission is false
     needs_grading: bool = False  # Canvas: PendingManual flags the submission
-    edited_by_teacher: bool = False  # the grade was typed into the gradebook (not an AGS score)
+    # Canvas's Lti::Result keeps the score as the tool sent it (result_score / result_maximum);
+    # `raw` above is the submission's score, the grade the gradebook shows.
+    result_score: float | None = None
+    result_maximum: float | None = None
+    edited_by_teacher: bool = False  # the grade was last set in the gradebook, not by the tool
 
 
 @dataclass(frozen=True)
@@ -115,9 +146,37 @@ class Store:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.line_items: dict[int, LineItem] = {}
+        self.assignments: dict[int, Assignment] = {}
         self.results: dict[tuple[int, str], Result] = {}
         self.score_posts: list[ScorePost] = []
         self._next_line_item_id = 1
+        self._next_assignment_id = 1
+
+    def add_assignment(self, **fields: Any) -> Assignment:
+        """Create an assignment with the next numeric id."""
+        with self.lock:
+            assignment = Assignment(id=self._next_assignment_id, **fields)
+            self._next_assignment_id += 1
+            self.assignments[assignment.id] = assignment
+            return assignment
+
+    def assignment_of(self, item: LineItem) -> Assignment | None:
+        """The assignment a line item belongs to (Canvas), if any."""
+        with self.lock:
+            return self.assignments.get(item.assignment_id) if item.assignment_id is not None else None
+
+    def is_assignment_line_item(self, item: LineItem) -> bool:
+        """True for the first line item of its assignment: the one that writes grades (Canvas)."""
+        with self.lock:
+            if item.assignment_id is None:
+                return True
+            return min(li.id for li in self.line_items.values() if li.assignment_id == item.assignment_id) == item.id
+
+    def assignment_line_item(self, assignment_id: int) -> LineItem | None:
+        """The first line item of an assignment."""
+        with self.lock:
+            items = [li for li in self.line_items.values() if li.assignment_id == assignment_id]
+            return min(items, key=lambda li: li.id) if items else None
 
     def add_line_item(self, **fields: Any) -> LineItem:
         """Create a line item with the next numeric id."""

@@ -3,6 +3,13 @@
 The tool proves itself with a JWT signed by a key its JWKS serves (fetched over HTTP from
 `tool_jwks_url`, cached, refetched when an unknown `kid` shows up). Moodle answers 400
 `"kid" invalid` when the assertion's kid is not in that JWKS.
+
+Scopes: Moodle grants what it allows of the scopes asked for and refuses only when that is
+nothing. Canvas grants all or nothing: every scope asked for must be on the developer key, or
+the answer is 400 `invalid_scope` naming the missing ones (lib/canvas/oauth/provider.rb
+`valid_scopes?`, lib/canvas/oauth/invalid_scope_error.rb). A service call whose token lacks
+the scope it needs is 401 "Insufficient permissions" on Canvas
+(app/controllers/lti/ims/concerns/lti_services.rb, `verify_access_scope`), 403 on Moodle.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import requests
 from flask import Flask, Response, jsonify, request
 
 from tool.sandbox.errors import ServiceError, reason_phrase
-from tool.sandbox.guard import refusal_before_call
+from tool.sandbox.guard import refusal_before_call, throttle_begin, throttle_end, throttled_response
 
 if TYPE_CHECKING:
     from tool.sandbox.platform import Platform
@@ -68,7 +75,11 @@ class TokenService:
         audiences: Iterable[str],
         tool_jwks_url: str,
         clock: Callable[[], float],
+        mode: str = "moodle",
     ) -> None:
+        self.mode = mode
+        # What the developer key (Canvas) or the tool type's settings (Moodle) allow.
+        self.allowed_scopes: frozenset[str] = frozenset(SERVICE_SCOPES)
         self.client_id = client_id
         self.audiences = list(audiences)
         self.tool_jwks_url = tool_jwks_url
@@ -131,9 +142,17 @@ class TokenService:
             raise TokenError("invalid_request", "client_assertion is missing")
         claims = self._verify_assertion(assertion)
         requested = form.get("scope", "").split()
-        granted = [s for s in requested if s in SERVICE_SCOPES]
-        if not granted:
-            raise TokenError("invalid_scope", "no AGS or NRPS scope requested")
+        if self.mode == "canvas":
+            missing = [s for s in requested if s not in self.allowed_scopes]
+            if missing or not requested:
+                raise TokenError("invalid_scope", "A requested scope is invalid, unknown, malformed, or exceeds the "
+                                 "scope granted by the resource owner. The following scopes were requested, but "
+                                 "not granted: " + _sentence(missing))
+            granted = list(dict.fromkeys(requested))
+        else:
+            granted = [s for s in requested if s in SERVICE_SCOPES and s in self.allowed_scopes]
+            if not granted:
+                raise TokenError("invalid_scope", "no AGS or NRPS scope requested")
         token = AccessToken(
             value=secrets.token_urlsafe(32),
             scopes=frozenset(granted),
@@ -201,17 +220,25 @@ class TokenService:
 
     # -- checking --------------------------------------------------------------------------
 
+    def lookup(self, authorization: str | None) -> AccessToken | None:
+        """The token an Authorization header names, if the platform issued it (expired or not)."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        with self._lock:
+            return self._tokens.get(authorization[len("Bearer "):].strip())
+
     def authorize(self, authorization: str | None, accepted_scopes: Iterable[str]) -> AccessToken:
         """The token behind an Authorization header, if it covers one of the accepted scopes."""
         if not authorization or not authorization.startswith("Bearer "):
-            raise ServiceError(401, "Missing or malformed access token")
-        with self._lock:
-            token = self._tokens.get(authorization[len("Bearer "):].strip())
+            raise ServiceError(401, "Missing access token")
+        token = self.lookup(authorization)
         if token is None:
             raise ServiceError(401, "Invalid access token")
         if token.expires_at <= self._clock():
             raise ServiceError(401, "Access token expired")
         if not token.scopes.intersection(accepted_scopes):
+            if self.mode == "canvas":
+                raise ServiceError(401, "Insufficient permissions")
             raise ServiceError(403, "Access token does not cover this call")
         return token
 
@@ -230,6 +257,11 @@ class TokenService:
                 v: AccessToken(t.value, t.scopes, 0.0, t.client_id) for v, t in self._tokens.items()
             }
 
+def _sentence(words: list[str]) -> str:
+    """Words joined as Rails' `to_sentence` does: "a", "a and b", "a, b, and c"."""
+    if len(words) <= 2:
+        return " and ".join(words)
+    return ", ".join(words[:-1]) + ", and " + words[-1]
 
 
 def register(app: Flask, platform: Platform) -> None:
@@ -237,17 +269,22 @@ def register(app: Flask, platform: Platform) -> None:
 
     def token() -> Response:
         platform.tokens.count_request()
+        # A token request carries no access token: Canvas buckets it by the caller's address.
+        ticket = throttle_begin(platform, f"ip:{request.remote_addr}")
+        if ticket is not None and ticket.throttled:
+            return throttle_end(platform, ticket, throttled_response())
         refusal = refusal_before_call(platform, "token")
         if refusal is not None:
-            return refusal
+            return throttle_end(platform, ticket, refusal)
         try:
-            return jsonify(platform.tokens.issue(request.form.to_dict()))
+            response = jsonify(platform.tokens.issue(request.form.to_dict()))
         except TokenError as exc:
             response = jsonify({"error": exc.error, "error_description": exc.description})
             response.status_code = exc.status
             if platform.mode == "moodle":
                 # Moodle's status line carries the detail too: `400 "kid" invalid`.
                 response.status = f"{exc.status} {reason_phrase(exc.description)}"
-            return response
+            return throttle_end(platform, ticket, response)
+        return throttle_end(platform, ticket, response, extra=platform.throttle.settings.token_cost)
 
     app.add_url_rule(platform.paths.token_rule, "token", token, methods=["POST"])

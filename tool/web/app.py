@@ -46,6 +46,10 @@ class Services:
                 self._ags = AgsClient(settings=self.settings, session_factory=self.sessions, keys=self.keys)
             return self._ags
 
+    def service_token(self, reg: Any, scopes: Any) -> str:
+        """An access token of a registration covering `scopes`, shared like every AGS token."""
+        return str(self.ags().access_token(reg, scopes))
+
     def close(self) -> None:
         """Release pooled database connections and HTTP sockets (tests, clean shutdown)."""
         if self._ags is not None:

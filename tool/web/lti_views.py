@@ -13,7 +13,7 @@ from tool.db import relax_durability
 from tool.errors import LaunchError
 from tool.lti.claims import Role
 from tool.lti.deeplink import DEEP_LINKING_REQUEST
-from tool.lti.launch import begin_login, validate_launch
+from tool.lti.launch import begin_login, platform_refusal, validate_launch
 from tool.lti.service import record_launch, record_refusal
 from tool.web import deeplink_views
 from tool.web.app import get_db, get_services
@@ -55,6 +55,13 @@ def launch() -> Any:
     svc = get_services()
     db = get_db()
     params = request.form.to_dict()
+    refusal = platform_refusal(db, params)
+    if refusal is not None:
+        # Canvas posts a refused login here with its reasons instead of an id_token.
+        log.info("the platform refused a login: %s", refusal.message)
+        record_refusal(db, code=refusal.code, reason=refusal.message, claims={})
+        db.commit()
+        raise refusal
     # The launch commits durably: its state must stay consumed even after a database crash.
     try:
         launch = validate_launch(db, svc.settings, params, keys=svc.platform_keys)

@@ -272,7 +272,9 @@ SCORE = {"type": ["object", "null"], "properties": {
     "activityProgress": {"enum": ["Initialized", "Started", "InProgress", "Submitted", "Completed"]},
     "gradingProgress": {"enum": ["FullyGraded", "Pending", "PendingManual", "Failed", "NotReady"]},
     "comment": {"type": ["string", "null"]}, "timestamp": TS}}
-DELIVERY_STATE = {"enum": ["pending", "delivered", "retrying", "failed", "superseded"]}
+DELIVERY_STATE = {"enum": ["pending", "delivered", "retrying", "waiting", "failed", "superseded"],
+                  "description": "waiting: the LMS takes no grade for this column until a teacher acts there "
+                                 "(publishes the assignment, reopens the grading period or the course)"}
 DELIVERY_RESPONSES: dict[str, Any] = {
     "Delivery": {"type": "object", "properties": {
         "offeringId": {"type": "integer"}, "connected": {"type": "boolean"}, "canManageColumns": {"type": "boolean"},
@@ -290,10 +292,11 @@ DELIVERY_RESPONSES: dict[str, Any] = {
             "name": {"type": "string"}, "state": DELIVERY_STATE, "desired": SCORE, "accepted": SCORE,
             "acceptedAt": TS, "attempts": {"type": "integer"}, "nextAttemptAt": TS,
             "lastStatus": {"type": ["integer", "null"]},
-            "message": {"type": ["string", "null"], "description": "the platform's words (failed, retrying, superseded)"},
+            "message": {"type": ["string", "null"],
+                        "description": "the platform's words (failed, retrying, waiting, superseded)"},
             "note": {"type": ["string", "null"]}}}}}},
     "SyncResult": {"type": "object", "properties": {k: {"type": "integer"} for k in (
-        "rescheduled", "sent", "accepted", "superseded", "retrying", "failed", "held", "lineItemsBound",
+        "rescheduled", "sent", "accepted", "superseded", "retrying", "waiting", "failed", "held", "lineItemsBound",
         "lineItemErrors")}},
     "Requeued": {"type": "object", "properties": {"requeued": {"type": "integer"}}},
     "DeliverySettings": {"type": "object", "properties": {

@@ -116,7 +116,8 @@ def delivery_json(view: status.OfferingDelivery) -> dict[str, Any]:
 def step_json(changed: int, result: StepResult) -> dict[str, Any]:
     """What a sync did."""
     return {"rescheduled": changed, "sent": result.sent, "accepted": result.accepted,
-            "superseded": result.superseded, "retrying": result.retrying, "failed": result.failed,
+            "superseded": result.superseded, "retrying": result.retrying, "waiting": result.waiting,
+            "failed": result.failed,
             "held": result.held, "lineItemsBound": result.bound, "lineItemErrors": result.binding_errors}
 
 
@@ -191,7 +192,8 @@ def api_readback(offering_id: int) -> Any:
 # -- the page -----------------------------------------------------------------------------------
 
 MESSAGES = {
-    "synced": "Synchronised: {sent} scores sent, {accepted} accepted, {retrying} to retry, {failed} failed.",
+    "synced": "Synchronised: {sent} scores sent, {accepted} accepted, {retrying} to retry, {waiting} waiting, "
+              "{failed} failed.",
     "retried": "{n} failed scores will be sent again.",
     "resent": "{n} scores will be sent again over what the LMS holds.",
     "maximum": "The total's maximum is now {max}; every total will be sent again.",
@@ -228,7 +230,8 @@ def page(offering_id: int) -> Any:
     data = status.offering_delivery(db, offering_id=oid)
     rb = _read_back(oid) if request.args.get("readback") == "1" else None
     return render_template("teacher_sync.html", token=_page_token(), view=view, roles=[r.value for r in s.roles],
-                           data=data, readback=rb, message=_message(), money=money, rules=rules)
+                           data=data, readback=rb, message=_message(), money=money, rules=rules,
+                           waiting_minutes=max(1, round(get_services().settings.delivery_waiting_seconds / 60)))
 
 
 @bp.post("/offerings/<int:offering_id>/sync/now")
@@ -238,7 +241,7 @@ def page_sync(offering_id: int) -> Any:
     oid = _staff_offering(offering_id)
     _, result = sync_now(oid)
     return _back(oid, "synced", sent=result.sent, accepted=result.accepted, retrying=result.retrying,
-                 failed=result.failed)
+                 waiting=result.waiting, failed=result.failed)
 
 
 @bp.post("/offerings/<int:offering_id>/sync/retry")
