@@ -210,7 +210,7 @@ def _token_outcome(exc: TokenRequestError) -> Outcome:
 def _scope_refused(exc: TokenRequestError) -> bool:
     """True when the token endpoint refused the scopes asked for (Canvas: all or nothing)."""
     details = exc.details if isinstance(exc.details, dict) else {}
-    return details.get("status") == 400 and "invalid_scope" in str(details.get("body") or "")
+    return details.get("status") == 400 and details.get("error") == "invalid_scope"
 
 
 def covers(granted: frozenset[str], scopes: Sequence[str]) -> bool:

@@ -56,6 +56,16 @@ def token_request_form(keys: KeyStore, *, client_id: str, token_url: str, audien
     }
 
 
+def _oauth_error(resp: requests.Response) -> str | None:
+    """The OAuth error code of a refusal (RFC 6749 §5.2: `invalid_scope`, …), if the body has one."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error[:100] if isinstance(error, str) else None
+
+
 def request_access_token(
     http: requests.Session, keys: KeyStore, *, client_id: str, token_url: str, audience: str | None,
     scopes: Iterable[str], timeout: float = 10.0,
@@ -73,7 +83,7 @@ def request_access_token(
         words = platform_words(resp)
         raise TokenRequestError(
             f"token endpoint answered {resp.status_code} {resp.reason}: {words}",
-            details={"status": resp.status_code, "reason": resp.reason, "body": words},
+            details={"status": resp.status_code, "reason": resp.reason, "body": words, "error": _oauth_error(resp)},
         )
     try:
         body = resp.json()
