@@ -28,7 +28,7 @@ from tool.assessments import service as assessments
 from tool.assessments.models import Assessment, GradeEvent, Participation
 from tool.delivery import rules
 from tool.delivery import schedule
-from tool.delivery.models import LineItemBinding, ScoreDelivery
+from tool.delivery.models import DUE_STATES, LineItemBinding, ScoreDelivery
 from tool.errors import NotFound
 from tool.ledger import service as ledger
 from tool.ledger.models import GradeEntry, GradeEntryRevision
@@ -157,9 +157,9 @@ def _check_column(db: Session, binding: LineItemBinding, report: Report, name: d
                 report.differences.append(Difference("accepted", who, _score_text(row.desired),
                                                      _score_text(row.accepted)))
         due = row.next_attempt_at is not None
-        if due != (row.state in ("pending", "retrying")):
+        if due != (row.state in DUE_STATES):
             report.differences.append(Difference("queue", who, f"state {row.state} and next attempt "
-                                                 f"{'set' if row.state in ('pending', 'retrying') else 'empty'}",
+                                                 f"{'set' if row.state in DUE_STATES else 'empty'}",
                                                  f"next attempt {'set' if due else 'empty'}"))
 
 

@@ -19,6 +19,7 @@ from tool.ags.models import ServiceToken
 from tool.delivery import rules
 from tool.delivery.models import LineItemBinding
 from tool.sandbox.throttle import THROTTLED_BODY
+from tool.verify import verify_offering
 from tests.e2e.conftest import Stack, form_of, no_cookies, start_stack, stop_all
 from tests.e2e.delivery_kit import Klass, raw
 from tests.e2e.test_delivery_lineitems import ExamOf
@@ -315,6 +316,8 @@ def test_an_unpublished_assignment_waits_and_delivers_after_publish(
     assert {rows[ann].state, rows[ben].state} == {"waiting"}
     assert rows[ann].last_status == 422 and "unpublished" in (rows[ann].last_error or "")
     assert rows[ann].next_attempt_at is not None
+    with k.stack.session() as db:
+        assert verify_offering(db, offering_id=k.offering_id).differences == []  # waiting is due later
     text = sync_page(k)
     assert "waiting: 2" in text and "This assignment is still unpublished" in text and "Publish" in text
     assert "failed: 0" in text

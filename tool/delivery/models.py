@@ -16,6 +16,7 @@ from tool.clock import utcnow
 from tool.db import Base, Points, UTCDateTime
 
 DELIVERY_STATES = ("pending", "delivered", "retrying", "waiting", "failed", "superseded")
+DUE_STATES = ("pending", "retrying", "waiting")  # the states with a next attempt (now or later)
 
 
 class LineItemBinding(Base):
