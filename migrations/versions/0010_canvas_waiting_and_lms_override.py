@@ -25,6 +25,12 @@ def upgrade() -> None:
         batch_op.drop_constraint(batch_op.f('ck_score_delivery_state_known'), type_='check')
         batch_op.create_check_constraint(batch_op.f('ck_score_delivery_state_known'), STATES)
         batch_op.add_column(sa.Column('lms_override_version', sa.Integer(), nullable=True))
+    # Two bindings on one line item (before this revision, placements of one Canvas course could
+    # find each other's column) would stop the unique index: the oldest keeps the column, the
+    # others are unbound, and the worker binds them again (their scores go to their new column).
+    op.execute("UPDATE line_item_binding SET lineitem_url = NULL, bound_via = NULL, bound_at = NULL, "
+               "next_attempt_at = NULL WHERE lineitem_url IS NOT NULL AND id > (SELECT MIN(other.id) "
+               "FROM line_item_binding other WHERE other.lineitem_url = line_item_binding.lineitem_url)")
     with op.batch_alter_table('line_item_binding', schema=None) as batch_op:
         batch_op.create_index('uq_line_item_binding_lineitem_url', ['lineitem_url'], unique=True)
 

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from tool import migrate
 from tool.assessments.models import Assessment, GradeEvent, GradeScheme, Participation
-from tool.config import load_settings
+from tool.config import Settings, load_settings
 from tool.db import Base, make_engine, make_session_factory
+from tool.delivery.models import LineItemBinding
 from tool.ledger.models import GradeEntry, GradeEntryRevision
 from tool.ledger.service import roster_student_ids
 from tool.lti.models import Course, Deployment, Membership, Offering, Person, Registration
@@ -90,10 +91,11 @@ def test_the_roster_is_who_is_a_student_by_role_not_by_a_substring(db: Session) 
     assert roster_student_ids(db, course_id=offering.course_id) == {student.id}
 
 
-def test_upgrading_to_0006_keeps_every_row_on_sqlite(tmp_path: Path) -> None:
+def _old_database(tmp_path: Path, revision: str) -> tuple[Settings, str]:
+    """A SQLite database at `revision` holding one offering (id 1) with a teacher (1) and a student (2)."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     settings = load_settings({"TOOL_ENV": "test"}, overrides={"database_url": url})
-    migrate.upgrade(settings, "0005")
+    migrate.upgrade(settings, revision)
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO registration (id, name, issuer, client_id, auth_login_url, auth_token_url, "
@@ -110,6 +112,14 @@ def test_upgrading_to_0006_keeps_every_row_on_sqlite(tmp_path: Path) -> None:
                           "(2, 1, 2, 'STUDENT', '[]', 'active', '2026-12-01')"))
         conn.execute(text("INSERT INTO offering (id, course_id, deployment_id, resource_link_id, title, ags_scopes, "
                           "updated_at) VALUES (1, 1, 1, 'rl', '', '[]', '2026-12-01')"))
+    engine.dispose()
+    return settings, url
+
+
+def test_upgrading_to_0006_keeps_every_row_on_sqlite(tmp_path: Path) -> None:
+    settings, url = _old_database(tmp_path, "0005")
+    engine = create_engine(url)
+    with engine.begin() as conn:
         conn.execute(text("INSERT INTO grade_entry (id, offering_id, student_id, points, type_code, graded_at, "
                           "status, version, created_by, created_at) VALUES (1, 1, 2, 500, 'EXAM', '2026-12-01', "
                           "'ACTIVE', 2, 1, '2026-12-01')"))
@@ -125,3 +135,27 @@ def test_upgrading_to_0006_keeps_every_row_on_sqlite(tmp_path: Path) -> None:
         assert db.scalar(select(func.count()).select_from(GradeEntry)) == 1
         assert dict(db.execute(select(Membership.person_id, Membership.is_student)).all()) == {1: False, 2: True}
     engine.dispose()
+
+
+def test_upgrading_to_0010_unbinds_all_but_the_oldest_binding_of_a_shared_line_item(tmp_path: Path) -> None:
+    settings, url = _old_database(tmp_path, "0006")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO offering (id, course_id, deployment_id, resource_link_id, title, ags_scopes, "
+                          "updated_at) VALUES (2, 1, 1, 'nav', '', '[]', '2026-12-01')"))
+        for binding_id, offering_id, url_ in ((1, 1, "https://lms/li/7"), (2, 2, "https://lms/li/7"),
+                                              (3, 2, "https://lms/li/8")):
+            conn.execute(text(
+                "INSERT INTO line_item_binding (id, offering_id, target, label, score_maximum, maximum_source, "
+                "resource_id, tag, lineitem_url, bound_via, bound_at, needs_update, attempts, updated_at) VALUES "
+                f"({binding_id}, {offering_id}, 'total{binding_id}', 'T', 100, 'default', 'tally-total', "
+                f"'tally-total', '{url_}', 'found', '2026-12-01', 0, 0, '2026-12-01')"))
+    engine.dispose()
+
+    migrate.upgrade(settings)
+
+    engine = make_engine(url)
+    with make_session_factory(engine)() as db:
+        bound = dict(db.execute(select(LineItemBinding.id, LineItemBinding.lineitem_url)).all())
+    engine.dispose()
+    assert bound == {1: "https://lms/li/7", 2: None, 3: "https://lms/li/8"}  # 2 is bound again by the worker
