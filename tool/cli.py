@@ -1,7 +1,7 @@
 """The command line: `python -m tool <command>`.
 
     db upgrade | current              apply / show schema migrations
-    keys generate | rotate | list | prune
+    keys generate | rotate | list | prune | import | export
     platforms add | list | remove | activate | disable | instructions
     admin hash-password               a hash for the admin console's local password
     run                               tool + sandbox LMS on loopback (the embedded default)
@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import signal
 import sys
 import threading
-from typing import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 from sqlalchemy.orm import Session
 
 from tool.config import Settings, load_settings
 from tool.errors import ToolError
+from tool.logs import event
+
+log = logging.getLogger("tool.cli")
 
 
 def _settings() -> Settings:
@@ -66,27 +71,85 @@ def _redact(url: str) -> str:
 # -- keys --------------------------------------------------------------------------------
 
 
-def cmd_keys(args: argparse.Namespace) -> int:
-    from tool.clock import utcnow
+@contextlib.contextmanager
+def _key_store(settings: Settings) -> Iterator[Any]:
+    """The settings' key store (the database's on a short-lived engine, or keys_dir)."""
+    from tool.db import make_engine, make_session_factory
+    from tool.lti.keys import open_key_store
+
+    if settings.key_store == "directory":
+        yield open_key_store(settings)
+        return
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        yield open_key_store(settings, make_session_factory(engine))
+    finally:
+        engine.dispose()
+
+
+def generate_keys(settings: Settings) -> list[str]:
+    """The session secret and a signing key, if missing (in the database, keys/ is imported first)."""
     from tool.lti.keys import KeyStore, ensure_session_secret
 
-    settings = _settings()
-    store = KeyStore(settings.path(settings.keys_dir))
-    if args.action == "generate":
+    said = []
+    if not settings.secret_key and ensure_session_secret(settings.path(settings.secret_key_file)):
+        said.append(f"created session secret {settings.secret_key_file}")
+    with _key_store(settings) as store:
+        directory = settings.path(settings.keys_dir)
+        if settings.key_store == "database" and not store.all() and (directory / "keys.json").exists():
+            # An installation that kept its keys in keys/ moves them into the database on upgrade.
+            imported = store.import_keys(KeyStore(directory).all())
+            said.append(f"imported {len(imported)} key(s) from {directory} into the database")
         key = store.generate()
-        print(f"created signing key {key.kid}" if key else "a signing key exists already")
-        if not settings.secret_key and ensure_session_secret(settings.path(settings.secret_key_file)):
-            print(f"created session secret {settings.secret_key_file}")
+        if key is not None:
+            event(log, "keys.generated", kid=key.kid, store=settings.key_store)
+        said.append(f"created signing key {key.kid}" if key else "a signing key exists already")
+    return said
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if args.action == "generate":
+        for line in generate_keys(settings):
+            print(line)
+        return 0
+    with _key_store(settings) as store:
+        return _keys_action(args, settings, store)
+
+
+def _keys_action(args: argparse.Namespace, settings: Settings, store: Any) -> int:
+    from tool.clock import utcnow
+    from tool.lti.keys import KeyStore
+
+    if args.action == "import":
+        source = Path(args.directory) if args.directory else settings.path(settings.keys_dir)
+        added = store.import_keys(KeyStore(source).all())
+        event(log, "keys.imported", kids=added, source=str(source))
+        print(f"imported {len(added)} key(s) from {source}" + (": " + ", ".join(added) if added else ""))
+    elif args.action == "export":
+        from tool.lti.keys import DirectoryKeys
+
+        if not args.directory:
+            print("error: keys export needs --dir (a directory to write the PEM files and keys.json into)",
+                  file=sys.stderr)
+            return 2
+        target = DirectoryKeys(Path(args.directory))
+        for k in store.all():
+            target.add(k, retire_current_at=None)
+        print(f"exported {len(store.all())} key(s) to {args.directory} (private keys unencrypted: keep it private)")
     elif args.action == "rotate":
         lead = settings.key_publish_lead_seconds if args.lead is None else args.lead
         grace = settings.key_retire_grace_seconds if args.grace is None else args.grace
         key = store.rotate(publish_lead_seconds=lead, retire_grace_seconds=grace)
+        event(log, "keys.rotated", kid=key.kid, activates_at=key.activates_at.isoformat(), lead_seconds=lead,
+              grace_seconds=grace, store=settings.key_store)
         # Published now, signing only after the lead: platforms caching our JWKS learn the key first.
         print(f"published key {key.kid} in the JWKS now; it signs from "
               f"{key.activates_at.isoformat(timespec='seconds')} (in {lead} s), "
               f"older keys leave the JWKS {grace} s after that; `keys prune` then deletes them")
     elif args.action == "prune":
         gone = store.prune()
+        event(log, "keys.pruned", kids=gone, store=settings.key_store)
         print("removed " + (", ".join(gone) if gone else "nothing"))
     else:
         now = utcnow()
@@ -238,13 +301,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def prepare(settings: Settings) -> None:
     """Migrate, make keys if missing, import static platforms: everything `run` needs first."""
     from tool import migrate
-    from tool.lti.keys import KeyStore, ensure_session_secret
     from tool.lti.registry import import_static_platforms
 
     migrate.upgrade(settings)
-    KeyStore(settings.path(settings.keys_dir)).generate()
-    if not settings.secret_key:
-        ensure_session_secret(settings.path(settings.secret_key_file))
+    generate_keys(settings)
     with _session(settings) as db:
         import_static_platforms(db, settings)
         db.commit()
@@ -315,7 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(func=cmd_db)
 
     keys = sub.add_parser("keys", help="the tool's RSA keys")
-    keys.add_argument("action", choices=["generate", "rotate", "list", "prune"])
+    keys.add_argument("action", choices=["generate", "rotate", "list", "prune", "import", "export"])
+    keys.add_argument("--dir", dest="directory",
+                      help="import: the directory to read (default keys_dir); export: where to write")
     keys.add_argument("--lead", type=int, help="rotate: seconds the new key is published before it signs")
     keys.add_argument("--grace", type=int, help="rotate: seconds old keys stay published after that")
     keys.set_defaults(func=cmd_keys)

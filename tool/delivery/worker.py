@@ -213,11 +213,11 @@ def make_worker(settings: Settings, *, name: str | None = None) -> WorkerResourc
     """A worker with its own engine, session factory, keys and AGS client (CLI and `run`)."""
     from tool.ags.client import AgsClient
     from tool.db import make_engine, make_session_factory
-    from tool.lti.keys import KeyStore
+    from tool.lti.keys import open_key_store
 
     engine = make_engine(settings.resolved_database_url)
     sessions = make_session_factory(engine)
-    client = AgsClient(settings=settings, session_factory=sessions, keys=KeyStore(settings.path(settings.keys_dir)))
+    client = AgsClient(settings=settings, session_factory=sessions, keys=open_key_store(settings, sessions))
 
     def close() -> None:
         client.close()
