@@ -184,17 +184,22 @@ def cmd_platforms(args: argparse.Namespace) -> int:
                 name=args.name or "", deployment_ids=args.deployment_id or [], source="cli",
             )
             db.commit()
+            event(log, "registration.saved", platform=reg.issuer, client_id=reg.client_id, source="cli",
+                  deployment_ids=[d.deployment_id for d in reg.deployments])
             deps = ", ".join(d.deployment_id for d in reg.deployments) or "none yet"
             print(f"registered {reg.issuer} client_id={reg.client_id} (deployments: {deps})")
         elif args.action == "remove":
             registry.remove_registration(db, issuer=args.issuer, client_id=args.client_id)
             db.commit()
+            event(log, "registration.removed", platform=args.issuer, client_id=args.client_id, by="cli")
             print(f"removed {args.issuer} client_id={args.client_id}")
         elif args.action in ("activate", "disable"):
             status = "active" if args.action == "activate" else "disabled"
             registry.set_deployment_status(db, issuer=args.issuer, client_id=args.client_id,
                                            deployment_id=args.deployment_id, status=status)
             db.commit()
+            event(log, "deployment.status_changed", platform=args.issuer, client_id=args.client_id,
+                  deployment_id=args.deployment_id, status=status, by="cli")
             print(f"deployment {args.deployment_id} of {args.issuer} client_id={args.client_id} is {status}")
         else:
             regs = registry.list_registrations(db)

@@ -133,6 +133,8 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         name, fields = _record_fields(record)
         when = dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        if name == "log":  # a library's plain message (werkzeug's access line, a warning): as it is
+            name = scrub(str(fields.pop("message", "")))
         parts = []
         for k, v in fields.items():
             v = _clean(k, v)

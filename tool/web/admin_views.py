@@ -40,6 +40,7 @@ from tool.web.admin_auth import (
     local_login_enabled,
     requires_admin,
 )
+from tool.logs import event
 from tool.web.app import get_db, get_services
 from tool.web.errors import status_for
 
@@ -104,7 +105,8 @@ def change_deployment(deployment_pk: int) -> Any:
     registry.set_deployment_status(db, issuer=reg.issuer, client_id=reg.client_id,
                                    deployment_id=dep.deployment_id, status=status)
     db.commit()
-    log.info("deployment %s of %s/%s set %s by %s", dep.deployment_id, reg.issuer, reg.client_id, status, admin.label)
+    event(log, "deployment.status_changed", platform=reg.issuer, client_id=reg.client_id,
+          deployment_id=dep.deployment_id, status=status, by=admin.label)
     notice = f"Deployment {dep.deployment_id} of {reg.name or reg.issuer} is now {status}."
     return redirect(admin.url("/admin", notice=notice), code=303)
 
@@ -240,6 +242,8 @@ def register_submit() -> Any:
         db.rollback()
         details = exc.details if isinstance(exc.details, dict) else {}
         return _register_page(admin, form, {k: str(v) for k, v in details.items()}, exc.message), status_for(exc)
+    event(log, "registration.saved", platform=reg.issuer, client_id=reg.client_id, source="admin",
+          deployment_id=form["deployment_id"] or None, by=admin.label)
     notice = f"Registered {reg.name} (client_id {reg.client_id})."
     return redirect(admin.url("/admin", notice=notice), code=303)
 
