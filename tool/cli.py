@@ -5,7 +5,10 @@
     platforms add | list | remove | activate | disable | instructions
     admin hash-password               a hash for the admin console's local password
     run                               tool + sandbox LMS on loopback (the embedded default)
-    worker [--once]                   deliver scores to the LMS until Ctrl-C (production: one or more)
+    worker [--once]                   deliver scores and run maintenance until Ctrl-C (production: one or more)
+    purge                             delete expired login states, old launch records, old heartbeats
+    rosters refresh [--course ID]     read course rosters from the LMS now (the worker does it nightly)
+    doctor                            check the configuration and every platform; say what to fix
     sync --offering ID                compute an offering's scores again and deliver them now
     serve                             the tool alone (use gunicorn `tool.web.wsgi:app` in production)
 """
@@ -246,23 +249,87 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _maintenance(settings: Settings, worker: Any) -> Any:
+    """The installation's maintenance jobs, run under this worker's name."""
+    from tool.maintenance import Maintenance
+
+    return Maintenance(settings=settings, sessions=worker.sessions, keys=worker.client.keys,
+                       http=worker.client.http, owner=worker.name)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
+    from tool.delivery.reporting import describe
     from tool.delivery.worker import make_worker
+    from tool.maintenance import Housekeeping, worker_heartbeat
+    from tool.ops import guards
 
     settings = _settings()
+    guards.enforce(settings)
     res = make_worker(settings)
     try:
         if args.once:
-            print(f"delivered: {res.worker.drain()}")
+            print(f"delivered: {describe(res.worker.drain())}")
             return 0
+        if settings.worker_metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        beat = worker_heartbeat(settings, res.worker.sessions, res.worker.name)
+        house = Housekeeping(_maintenance(settings, res.worker)).start() if settings.maintenance_enabled else None
         stop = threading.Event()
         _stop_on_signals(stop)
         print(f"delivery worker {res.worker.name} running; Ctrl-C stops it after the current step", flush=True)
-        res.worker.run(stop)
+        try:
+            res.worker.run(stop, heartbeat=beat.beat)
+        finally:
+            if house is not None:
+                house.stop()
+            beat.stop()
         print("stopped")
     finally:
         res.close()
     return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from tool.delivery.worker import make_worker
+
+    settings = _settings()
+    res = make_worker(settings, name="cli-purge")
+    try:
+        run = _maintenance(settings, res.worker).run("purge")
+    finally:
+        res.close()
+    if run.outcome != "ok":
+        print(f"error: purge failed: {run.detail.get('error')}", file=sys.stderr)
+        return 1
+    d = run.detail
+    print(f"deleted {d['login_states']} expired login state(s), {d['launch_records']} launch record(s) older than "
+          f"{settings.launch_record_retention_days} days, {d['heartbeats']} old worker heartbeat(s)")
+    return 0
+
+
+def cmd_rosters(args: argparse.Namespace) -> int:
+    from tool.clock import utcnow
+    from tool.delivery.worker import make_worker
+    from tool.maintenance import RosterServices, refresh_rosters
+
+    settings = _settings()
+    res = make_worker(settings, name="cli-rosters")
+    try:
+        w = res.worker
+        services = RosterServices(settings, w.client.keys, w.client.http, w.sessions)
+        result = refresh_rosters(services, now=utcnow(), course_ids=[args.course] if args.course else None)
+    finally:
+        res.close()
+    print(f"refreshed the roster of {result['courses']} course(s); {result['failed']} failed (see the log)")
+    return 1 if result["failed"] else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from tool.ops import doctor
+
+    return doctor.run(_settings(), sys.stdout)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -335,12 +402,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     for s in servers:
         s.start()
     delivery = None
+    house = None
     if settings.delivery_worker_in_process:
         # The embedded default delivers scores from this process; production runs `worker`s.
         from tool.delivery.worker import WorkerThread, make_worker
 
+        from tool.maintenance import Housekeeping, worker_heartbeat
+
         delivery = make_worker(settings)
-        delivery_thread = WorkerThread(delivery.worker).start()
+        beat = worker_heartbeat(settings, delivery.worker.sessions, delivery.worker.name)
+        delivery_thread = WorkerThread(delivery.worker, heartbeat=beat.beat).start()
+        house = Housekeeping(_maintenance(settings, delivery.worker)).start() if settings.maintenance_enabled else None
     print(f"Tally        {settings.public_base_url}")
     if len(servers) > 1:
         print(f"Sandbox LMS  {servers[1].url}   <- open this and launch as a teacher or a student")
@@ -354,7 +426,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         pass
     print("\nstopping…", flush=True)
     if delivery is not None:
+        if house is not None:
+            house.stop()
         delivery_thread.stop()
+        beat.stop()
         delivery.close()
     for s in reversed(servers):
         s.stop()
@@ -420,6 +495,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
     worker.set_defaults(func=cmd_worker)
 
+    purge = sub.add_parser("purge", help="delete expired login states, old launch records and heartbeats now")
+    purge.set_defaults(func=cmd_purge)
+
+    rosters = sub.add_parser("rosters", help="refresh course rosters from the LMS (NRPS) now")
+    rosters.add_argument("action", choices=["refresh"])
+    rosters.add_argument("--course", type=int, help="one course (default: every course launched recently)")
+    rosters.set_defaults(func=cmd_rosters)
+
+    doctor = sub.add_parser("doctor", help="check the configuration and every registered platform; say what to fix")
+    doctor.set_defaults(func=cmd_doctor)
+
     sync = sub.add_parser("sync", help="compute an offering's scores again and deliver them now")
     sync.add_argument("--offering", type=int, required=True, help="the offering id (see its sync page)")
     sync.add_argument("--retry-failed", action="store_true", help="send failed scores again too")
@@ -438,6 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; ToolErrors become one readable line and exit code 2."""
     args = build_parser().parse_args(argv)
+    try:
+        from tool.logs import configure_from
+
+        configure_from(load_settings())
+    except ToolError:
+        pass  # the command itself reports the bad setting
     try:
         return int(args.func(args) or 0)
     except ToolError as exc:

@@ -32,7 +32,9 @@ from tool.clock import utcnow
 from tool.config import Settings
 from tool.delivery import bindings
 from tool.delivery.queue import Claimed, claim_due, record_outcomes
+from tool.delivery.reporting import report_binding_error, report_outcomes, report_step
 from tool.errors import ToolError
+from tool.logs import event
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ class DeliveryWorker:
                 result.bound += 1
             else:
                 result.binding_errors += 1
-                log.warning("binding %s of offering %s: %s", job.target, job.offering_id, outcome.error)
+                report_binding_error(job, outcome.error)
         return result
 
     def send_step(self, *, offering_id: int | None = None) -> StepResult:
@@ -122,6 +124,7 @@ class DeliveryWorker:
         if not claim.items:
             return result
         answers = self._post(claim.items, claim.registrations)
+        report_outcomes(answers, claim.registrations)
         with self.sessions() as db:
             done = record_outcomes(db, worker=self.name, results=answers, now=utcnow(),
                                    backoff_base=s.delivery_backoff_base_seconds,
@@ -165,30 +168,35 @@ class DeliveryWorker:
                 break
         return total
 
-    def run(self, stop: threading.Event) -> None:
-        """Work until `stop` is set; sleep `delivery_poll_seconds` whenever a step finds nothing."""
-        log.info("delivery worker %s started", self.name)
+    def run(self, stop: threading.Event, *, heartbeat: Callable[[], Any] | None = None) -> None:
+        """Work until `stop` is set; sleep `delivery_poll_seconds` whenever a step finds nothing.
+
+        `heartbeat` is called after every step (it writes `worker_heartbeat` when due, for /readyz).
+        """
+        event(log, "worker.started", worker=self.name)
         while not stop.is_set():
             try:
                 step = self.run_once()
+                if heartbeat is not None:
+                    heartbeat()
             except Exception:  # a database or programming error must not end the loop silently
-                log.exception("delivery worker %s: step failed", self.name)
+                event(log, "worker.step_failed", level=logging.ERROR, worker=self.name, exc_info=True)
                 stop.wait(max(5.0, self.settings.delivery_poll_seconds))
                 continue
-            if step.sent or step.bound:
-                log.info("delivery: %s", step)
+            report_step(self.name, step)
             if not step.busy:
                 stop.wait(self.settings.delivery_poll_seconds)
-        log.info("delivery worker %s stopped", self.name)
+        event(log, "worker.stopped", worker=self.name)
 
 
 class WorkerThread:
     """A DeliveryWorker in a daemon thread (the embedded default: `python -m tool run`)."""
 
-    def __init__(self, worker: DeliveryWorker) -> None:
+    def __init__(self, worker: DeliveryWorker, *, heartbeat: Callable[[], Any] | None = None) -> None:
         self.worker = worker
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=worker.run, args=(self._stop,), name="tally-delivery", daemon=True)
+        self._thread = threading.Thread(target=worker.run, args=(self._stop,), kwargs={"heartbeat": heartbeat},
+                                        name="tally-delivery", daemon=True)
 
     def start(self) -> "WorkerThread":
         """Start working in the background."""
