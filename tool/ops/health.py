@@ -116,10 +116,10 @@ def readiness(sessions: sessionmaker[Session], settings: Settings, keys: Any, *,
         if not up:
             return checks
         checks.append(_migrations(db))
-        checks.append(_signing_key(keys))
         if settings.expect_workers:
             checks.append(_workers(db, settings, now))
-        db.rollback()
+        db.rollback()  # before the key store opens its own session (SQLite: one writer's lock at a time)
+    checks.insert(2, _signing_key(keys))
     return checks
 
 
