@@ -150,7 +150,9 @@ class DeliveryWorker:
     def run_once(self, *, offering_id: int | None = None) -> StepResult:
         """Bind, then send one batch."""
         result = self.bind_step(offering_id=offering_id)
-        return result.add(self.send_step(offering_id=offering_id))
+        result.add(self.send_step(offering_id=offering_id))
+        report_step(self.name, result)
+        return result
 
     # -- loops ---------------------------------------------------------------------------------
 
@@ -183,7 +185,6 @@ class DeliveryWorker:
                 event(log, "worker.step_failed", level=logging.ERROR, worker=self.name, exc_info=True)
                 stop.wait(max(5.0, self.settings.delivery_poll_seconds))
                 continue
-            report_step(self.name, step)
             if not step.busy:
                 stop.wait(self.settings.delivery_poll_seconds)
         event(log, "worker.stopped", worker=self.name)

@@ -80,7 +80,8 @@ def _jwks_check(http: requests.Session, url: str, timeout: float) -> Result:
     rsa = [k for k in keys if isinstance(k, dict) and k.get("kty") == "RSA" and k.get("kid")]
     if resp.status_code != 200 or not rsa:
         return Result("", "platform JWKS", False, f"{url}: HTTP {resp.status_code}, {len(rsa)} RSA key(s)",
-                      "The platform's key set URL must answer a JWKS with its RSA keys (and kids).")
+                      "Check the registration's public keyset URL: it must answer a JWKS with the platform's RSA "
+                      "keys (each with a kid); launches fail until it does.")
     return Result("", "platform JWKS", True, f"{url}: {len(rsa)} RSA key(s)")
 
 
