@@ -126,22 +126,26 @@ def deployed(clean_db: Engine, database_url: str, keys_dir: Path, tmp_path: Path
         register_platform(db, platform)
         db.commit()
     sandbox = ServerThread(sandbox_app, port=sandbox_port).start()
-    web_log, nginx_log = tmp_path / "gunicorn.log", tmp_path / "error.log"
+    web_log, nginx_log, worker_log = tmp_path / "gunicorn.log", tmp_path / "error.log", tmp_path / "worker.log"
     nginx_log.touch()
     conf = nginx_conf(tmp_path, port=nginx_port, upstream=gunicorn_port, cert=cert, key=key)
-    with web_log.open("wb") as web_out, nginx_log.open("ab") as nginx_out:
+    with web_log.open("wb") as web_out, nginx_log.open("ab") as nginx_out, worker_log.open("wb") as worker_out:
         web = subprocess.Popen([str(GUNICORN), "-c", "config/gunicorn.conf.py", "--workers", "2", "tool.web.wsgi:app"],
                                env=env, cwd=PROJECT_ROOT, stdout=web_out, stderr=subprocess.STDOUT)
         proxy = subprocess.Popen([str(NGINX), "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"],
                                  cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=nginx_out)
+        # Production expects a delivery worker (/readyz waits for its heartbeat), as deploy/tally-worker.service runs it.
+        worker = subprocess.Popen([sys.executable, "-m", "tool", "worker"], env=env, cwd=PROJECT_ROOT,
+                                  stdout=worker_out, stderr=subprocess.STDOUT)
     try:
-        wait_until_up(public + "/healthz", cert, [web, proxy], [web_log, nginx_log])
+        wait_until_up(public + "/readyz", cert, [web, proxy, worker], [web_log, nginx_log, worker_log])
         yield {"public": public, "cert": cert, "platform": platform, "web_log": web_log,
                "access_log": tmp_path / "access.log", "web": web}
     finally:
         proxy.send_signal(signal.SIGQUIT)
         web.send_signal(signal.SIGTERM)  # graceful: requests in flight finish
-        for p in (proxy, web):
+        worker.send_signal(signal.SIGTERM)  # finishes its step, removes its heartbeat
+        for p in (proxy, web, worker):
             try:
                 p.wait(timeout=45)
             except subprocess.TimeoutExpired:
@@ -171,7 +175,7 @@ def test_a_launch_through_nginx_and_gunicorn_over_tls(deployed: dict[str, object
 
     # The service call path too: the sandbox fetched Tally's JWKS (in the database) over https.
     ready = browser.get(public + "/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"]["signing_key"]["ok"], ready.text
+    assert ready.status_code == 200 and ready.json()["checks"]["workers"]["ok"], ready.text
 
     # /metrics adds up both gunicorn workers' counters (multiprocess mode), via nginx from loopback.
     scraped = browser.get(public + "/metrics").text
