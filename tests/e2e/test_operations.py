@@ -41,6 +41,21 @@ def json_logs() -> Iterator[io.StringIO]:
     logging.getLogger("tool").setLevel(logging.WARNING)
 
 
+@pytest.fixture
+def app_of() -> Iterator[Any]:
+    """`app_of(settings)`: a Flask app whose services (pooled connections) are closed after the test."""
+    made: list[Any] = []
+
+    def make(settings: Any) -> Any:
+        app = create_app(settings)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        app.extensions["tally"].close()
+
+
 def events(buf: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in buf.getvalue().splitlines()]
 
@@ -148,12 +163,13 @@ def test_metrics_answer_only_allowed_networks_or_the_token(new_stack: NewStack) 
     assert ok.status_code == 200 and "tally_launches_total" in ok.text
 
 
-def test_trusted_proxies_decide_whose_address_counts(clean_db: Engine, database_url: str, keys_dir: Any) -> None:
+def test_trusted_proxies_decide_whose_address_counts(clean_db: Engine, database_url: str, keys_dir: Any,
+                                                    app_of: Any) -> None:
     # Behind one trusted proxy, the client's address is X-Forwarded-For's: a scraper from outside is refused.
     forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
-    direct = create_app(make_settings(database_url, keys_dir)).test_client()
+    direct = app_of(make_settings(database_url, keys_dir)).test_client()
     assert direct.get("/metrics", headers=forwarded).status_code == 200  # the header is ignored: loopback
-    proxied = create_app(make_settings(database_url, keys_dir, trusted_proxies=1)).test_client()
+    proxied = app_of(make_settings(database_url, keys_dir, trusted_proxies=1)).test_client()
     assert proxied.get("/metrics", headers=forwarded).status_code == 403
     assert proxied.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"}).status_code == 200
 
@@ -168,19 +184,19 @@ def test_readyz_is_ready_with_a_database_migrations_and_a_key(moodle: Stack) -> 
     assert requests.get(moodle.tool_url + "/healthz").json() == {"status": "ok"}
 
 
-def test_readyz_fails_with_the_database_down(tmp_path: Any, keys_dir: Any) -> None:
+def test_readyz_fails_with_the_database_down(tmp_path: Any, keys_dir: Any, app_of: Any) -> None:
     # A database that cannot be opened (its directory does not exist), as after a crash of the server.
     settings = make_settings(f"sqlite:///{tmp_path}/gone/tally.db", keys_dir)
-    client = create_app(settings).test_client()
+    client = app_of(settings).test_client()
     r = client.get("/readyz")
     assert r.status_code == 503 and r.json["checks"]["database"]["ok"] is False
     assert client.get("/healthz").status_code == 200  # alive, but not ready
 
 
 def test_readyz_fails_with_a_stale_worker_heartbeat_and_passes_with_a_fresh_one(clean_db: Engine, database_url: str,
-                                                                               keys_dir: Any) -> None:
+                                                                               keys_dir: Any, app_of: Any) -> None:
     settings = make_settings(database_url, keys_dir, expect_workers=True, worker_heartbeat_max_age_seconds=60)
-    client = create_app(settings).test_client()
+    client = app_of(settings).test_client()
     r = client.get("/readyz")
     assert r.status_code == 503 and "no delivery worker" in r.json["checks"]["workers"]["detail"]
     now = clock.utcnow()

@@ -66,7 +66,11 @@ def test_keys_are_shared_by_two_processes_without_a_keys_directory(clean_db: Eng
     token = signer.stdout.strip()
     # This process serves the JWKS from the database and verifies what process 3 signed.
     settings = make_settings(database_url, nowhere, key_store="database", secret_key=SECRET.decode())
-    jwks = create_app(settings).test_client().get("/.well-known/jwks.json").json
+    app = create_app(settings)
+    try:
+        jwks = app.test_client().get("/.well-known/jwks.json").json
+    finally:
+        app.extensions["tally"].close()
     assert [k["kid"] for k in jwks["keys"]] == [kid] == [jwt.get_unverified_header(token)["kid"]]
     public = jwt.PyJWK(jwks["keys"][0]).key
     assert jwt.decode(token, public, algorithms=["RS256"], audience="lms")["iss"] == "tally"
