@@ -26,8 +26,8 @@ CONTEXT_FIELDS = ("request_id", "platform", "offering", "person")
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("tally_log_context", default={})  # noqa: B039  (never mutated: bind() replaces it)
 
 # A field *named* like a secret is never printed (token_url or token_fetches are fine).
-_SECRET_NAME = re.compile(r"^(?:.*_)?(?:token|secret|assertion|password|passwd|authorization|cookie|key_pem|private_key)$",
-                          re.IGNORECASE)
+_SECRET_NAME = re.compile(r"^(?:.*_)?(?:token|secret|secret_key|api_key|assertion|password|passwd|authorization"
+                          r"|cookie|key_pem|private_key)$", re.IGNORECASE)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:st|token|access_token|registration_token|client_assertion)=)[^&\s\"']+")
