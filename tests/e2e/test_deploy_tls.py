@@ -140,7 +140,7 @@ def deployed(clean_db: Engine, database_url: str, keys_dir: Path, tmp_path: Path
     try:
         wait_until_up(public + "/readyz", cert, [web, proxy, worker], [web_log, nginx_log, worker_log])
         yield {"public": public, "cert": cert, "platform": platform, "web_log": web_log,
-               "access_log": tmp_path / "access.log", "web": web}
+               "access_log": tmp_path / "access.log", "web": web, "worker_log": worker_log}
     finally:
         proxy.send_signal(signal.SIGQUIT)
         web.send_signal(signal.SIGTERM)  # graceful: requests in flight finish
@@ -186,6 +186,10 @@ def test_a_launch_through_nginx_and_gunicorn_over_tls(deployed: dict[str, object
              if line.startswith("{")]
     access = [e for e in lines if e["event"] == "http.access"]
     assert {"/lti/login", "/lti/launch", "/api/me"} <= {e["path"] for e in access}
+    assert me.headers["X-Request-ID"] in {e.get("request_id") for e in access}  # one id from nginx to the log
+    worker_lines = [json.loads(line) for line in Path(str(deployed["worker_log"])).read_text().splitlines()
+                    if line.startswith("{")]
+    assert any(e["event"] == "worker.started" for e in worker_lines)
     assert any(e["event"] == "launch.accepted" and e.get("person") for e in lines)
     text = Path(str(deployed["web_log"])).read_text()
     assert token.group(1) not in text
