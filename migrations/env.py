@@ -11,6 +11,7 @@ import tool.ledger.models  # noqa: F401
 import tool.assessments.models  # noqa: F401
 import tool.ags.models  # noqa: F401
 import tool.delivery.models  # noqa: F401
+import tool.ops.models  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,11 +1,14 @@
 """The command line: `python -m tool <command>`.
 
     db upgrade | current              apply / show schema migrations
-    keys generate | rotate | list | prune
+    keys generate | rotate | list | prune | import | export
     platforms add | list | remove | activate | disable | instructions
     admin hash-password               a hash for the admin console's local password
     run                               tool + sandbox LMS on loopback (the embedded default)
-    worker [--once]                   deliver scores to the LMS until Ctrl-C (production: one or more)
+    worker [--once]                   deliver scores and run maintenance until Ctrl-C (production: one or more)
+    purge                             delete expired login states, old launch records, old heartbeats
+    rosters refresh [--course ID]     read course rosters from the LMS now (the worker does it nightly)
+    doctor                            check the configuration and every platform; say what to fix
     sync --offering ID                compute an offering's scores again and deliver them now
     verify --offering ID              check totals, grades and scores against what they come from (exit 1)
     serve                             the tool alone (use gunicorn `tool.web.wsgi:app` in production)
@@ -15,15 +18,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import signal
 import sys
 import threading
-from typing import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 from sqlalchemy.orm import Session
 
 from tool.config import Settings, load_settings
 from tool.errors import ToolError
+from tool.logs import event
+
+log = logging.getLogger("tool.cli")
 
 
 def _settings() -> Settings:
@@ -67,27 +75,85 @@ def _redact(url: str) -> str:
 # -- keys --------------------------------------------------------------------------------
 
 
-def cmd_keys(args: argparse.Namespace) -> int:
-    from tool.clock import utcnow
+@contextlib.contextmanager
+def _key_store(settings: Settings) -> Iterator[Any]:
+    """The settings' key store (the database's on a short-lived engine, or keys_dir)."""
+    from tool.db import make_engine, make_session_factory
+    from tool.lti.keys import open_key_store
+
+    if settings.key_store == "directory":
+        yield open_key_store(settings)
+        return
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        yield open_key_store(settings, make_session_factory(engine))
+    finally:
+        engine.dispose()
+
+
+def generate_keys(settings: Settings) -> list[str]:
+    """The session secret and a signing key, if missing (in the database, keys/ is imported first)."""
     from tool.lti.keys import KeyStore, ensure_session_secret
 
-    settings = _settings()
-    store = KeyStore(settings.path(settings.keys_dir))
-    if args.action == "generate":
+    said = []
+    if not settings.secret_key and ensure_session_secret(settings.path(settings.secret_key_file)):
+        said.append(f"created session secret {settings.secret_key_file}")
+    with _key_store(settings) as store:
+        directory = settings.path(settings.keys_dir)
+        if settings.key_store == "database" and not store.all() and (directory / "keys.json").exists():
+            # An installation that kept its keys in keys/ moves them into the database on upgrade.
+            imported = store.import_keys(KeyStore(directory).all())
+            said.append(f"imported {len(imported)} key(s) from {directory} into the database")
         key = store.generate()
-        print(f"created signing key {key.kid}" if key else "a signing key exists already")
-        if not settings.secret_key and ensure_session_secret(settings.path(settings.secret_key_file)):
-            print(f"created session secret {settings.secret_key_file}")
+        if key is not None:
+            event(log, "keys.generated", kid=key.kid, store=settings.key_store)
+        said.append(f"created signing key {key.kid}" if key else "a signing key exists already")
+    return said
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if args.action == "generate":
+        for line in generate_keys(settings):
+            print(line)
+        return 0
+    with _key_store(settings) as store:
+        return _keys_action(args, settings, store)
+
+
+def _keys_action(args: argparse.Namespace, settings: Settings, store: Any) -> int:
+    from tool.clock import utcnow
+    from tool.lti.keys import KeyStore
+
+    if args.action == "import":
+        source = Path(args.directory) if args.directory else settings.path(settings.keys_dir)
+        added = store.import_keys(KeyStore(source).all())
+        event(log, "keys.imported", kids=added, source=str(source))
+        print(f"imported {len(added)} key(s) from {source}" + (": " + ", ".join(added) if added else ""))
+    elif args.action == "export":
+        from tool.lti.keys import DirectoryKeys
+
+        if not args.directory:
+            print("error: keys export needs --dir (a directory to write the PEM files and keys.json into)",
+                  file=sys.stderr)
+            return 2
+        target = DirectoryKeys(Path(args.directory))
+        for k in store.all():
+            target.add(k, retire_current_at=None)
+        print(f"exported {len(store.all())} key(s) to {args.directory} (private keys unencrypted: keep it private)")
     elif args.action == "rotate":
         lead = settings.key_publish_lead_seconds if args.lead is None else args.lead
         grace = settings.key_retire_grace_seconds if args.grace is None else args.grace
         key = store.rotate(publish_lead_seconds=lead, retire_grace_seconds=grace)
+        event(log, "keys.rotated", kid=key.kid, activates_at=key.activates_at.isoformat(), lead_seconds=lead,
+              grace_seconds=grace, store=settings.key_store)
         # Published now, signing only after the lead: platforms caching our JWKS learn the key first.
         print(f"published key {key.kid} in the JWKS now; it signs from "
               f"{key.activates_at.isoformat(timespec='seconds')} (in {lead} s), "
               f"older keys leave the JWKS {grace} s after that; `keys prune` then deletes them")
     elif args.action == "prune":
         gone = store.prune()
+        event(log, "keys.pruned", kids=gone, store=settings.key_store)
         print("removed " + (", ".join(gone) if gone else "nothing"))
     else:
         now = utcnow()
@@ -122,17 +188,22 @@ def cmd_platforms(args: argparse.Namespace) -> int:
                 name=args.name or "", deployment_ids=args.deployment_id or [], source="cli",
             )
             db.commit()
+            event(log, "registration.saved", platform=reg.issuer, client_id=reg.client_id, source="cli",
+                  deployment_ids=[d.deployment_id for d in reg.deployments])
             deps = ", ".join(d.deployment_id for d in reg.deployments) or "none yet"
             print(f"registered {reg.issuer} client_id={reg.client_id} (deployments: {deps})")
         elif args.action == "remove":
             registry.remove_registration(db, issuer=args.issuer, client_id=args.client_id)
             db.commit()
+            event(log, "registration.removed", platform=args.issuer, client_id=args.client_id, by="cli")
             print(f"removed {args.issuer} client_id={args.client_id}")
         elif args.action in ("activate", "disable"):
             status = "active" if args.action == "activate" else "disabled"
             registry.set_deployment_status(db, issuer=args.issuer, client_id=args.client_id,
                                            deployment_id=args.deployment_id, status=status)
             db.commit()
+            event(log, "deployment.status_changed", platform=args.issuer, client_id=args.client_id,
+                  deployment_id=args.deployment_id, status=status, by="cli")
             print(f"deployment {args.deployment_id} of {args.issuer} client_id={args.client_id} is {status}")
         else:
             regs = registry.list_registrations(db)
@@ -179,23 +250,87 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _maintenance(settings: Settings, worker: Any) -> Any:
+    """The installation's maintenance jobs, run under this worker's name."""
+    from tool.maintenance import Maintenance
+
+    return Maintenance(settings=settings, sessions=worker.sessions, keys=worker.client.keys,
+                       http=worker.client.http, owner=worker.name)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
+    from tool.delivery.reporting import describe
     from tool.delivery.worker import make_worker
+    from tool.maintenance import Housekeeping, worker_heartbeat
+    from tool.ops import guards
 
     settings = _settings()
+    guards.enforce(settings)
     res = make_worker(settings)
     try:
         if args.once:
-            print(f"delivered: {res.worker.drain()}")
+            print(f"delivered: {describe(res.worker.drain())}")
             return 0
+        if settings.worker_metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+        beat = worker_heartbeat(settings, res.worker.sessions, res.worker.name)
+        house = Housekeeping(_maintenance(settings, res.worker)).start() if settings.maintenance_enabled else None
         stop = threading.Event()
         _stop_on_signals(stop)
         print(f"delivery worker {res.worker.name} running; Ctrl-C stops it after the current step", flush=True)
-        res.worker.run(stop)
+        try:
+            res.worker.run(stop, heartbeat=beat.beat)
+        finally:
+            if house is not None:
+                house.stop()
+            beat.stop()
         print("stopped")
     finally:
         res.close()
     return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from tool.delivery.worker import make_worker
+
+    settings = _settings()
+    res = make_worker(settings, name="cli-purge")
+    try:
+        run = _maintenance(settings, res.worker).run("purge")
+    finally:
+        res.close()
+    if run.outcome != "ok":
+        print(f"error: purge failed: {run.detail.get('error')}", file=sys.stderr)
+        return 1
+    d = run.detail
+    print(f"deleted {d['login_states']} expired login state(s), {d['launch_records']} launch record(s) older than "
+          f"{settings.launch_record_retention_days} days, {d['heartbeats']} old worker heartbeat(s)")
+    return 0
+
+
+def cmd_rosters(args: argparse.Namespace) -> int:
+    from tool.clock import utcnow
+    from tool.delivery.worker import make_worker
+    from tool.maintenance import RosterServices, refresh_rosters
+
+    settings = _settings()
+    res = make_worker(settings, name="cli-rosters")
+    try:
+        w = res.worker
+        services = RosterServices(settings, w.client.keys, w.client.http, w.sessions)
+        result = refresh_rosters(services, now=utcnow(), course_ids=[args.course] if args.course else None)
+    finally:
+        res.close()
+    print(f"refreshed the roster of {result['courses']} course(s); {result['failed']} failed (see the log)")
+    return 1 if result["failed"] else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from tool.ops import doctor
+
+    return doctor.run(_settings(), sys.stdout)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -256,13 +391,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def prepare(settings: Settings) -> None:
     """Migrate, make keys if missing, import static platforms: everything `run` needs first."""
     from tool import migrate
-    from tool.lti.keys import KeyStore, ensure_session_secret
     from tool.lti.registry import import_static_platforms
 
     migrate.upgrade(settings)
-    KeyStore(settings.path(settings.keys_dir)).generate()
-    if not settings.secret_key:
-        ensure_session_secret(settings.path(settings.secret_key_file))
+    generate_keys(settings)
     with _session(settings) as db:
         import_static_platforms(db, settings)
         db.commit()
@@ -288,12 +420,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     for s in servers:
         s.start()
     delivery = None
+    house = None
     if settings.delivery_worker_in_process:
         # The embedded default delivers scores from this process; production runs `worker`s.
         from tool.delivery.worker import WorkerThread, make_worker
 
+        from tool.maintenance import Housekeeping, worker_heartbeat
+
         delivery = make_worker(settings)
-        delivery_thread = WorkerThread(delivery.worker).start()
+        beat = worker_heartbeat(settings, delivery.worker.sessions, delivery.worker.name)
+        delivery_thread = WorkerThread(delivery.worker, heartbeat=beat.beat).start()
+        house = Housekeeping(_maintenance(settings, delivery.worker)).start() if settings.maintenance_enabled else None
     print(f"Tally        {settings.public_base_url}")
     if len(servers) > 1:
         print(f"Sandbox LMS  {servers[1].url}   <- open this and launch as a teacher or a student")
@@ -307,7 +444,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         pass
     print("\nstopping…", flush=True)
     if delivery is not None:
+        if house is not None:
+            house.stop()
         delivery_thread.stop()
+        beat.stop()
         delivery.close()
     for s in reversed(servers):
         s.stop()
@@ -333,7 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(func=cmd_db)
 
     keys = sub.add_parser("keys", help="the tool's RSA keys")
-    keys.add_argument("action", choices=["generate", "rotate", "list", "prune"])
+    keys.add_argument("action", choices=["generate", "rotate", "list", "prune", "import", "export"])
+    keys.add_argument("--dir", dest="directory",
+                      help="import: the directory to read (default keys_dir); export: where to write")
     keys.add_argument("--lead", type=int, help="rotate: seconds the new key is published before it signs")
     keys.add_argument("--grace", type=int, help="rotate: seconds old keys stay published after that")
     keys.set_defaults(func=cmd_keys)
@@ -371,6 +513,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
     worker.set_defaults(func=cmd_worker)
 
+    purge = sub.add_parser("purge", help="delete expired login states, old launch records and heartbeats now")
+    purge.set_defaults(func=cmd_purge)
+
+    rosters = sub.add_parser("rosters", help="refresh course rosters from the LMS (NRPS) now")
+    rosters.add_argument("action", choices=["refresh"])
+    rosters.add_argument("--course", type=int, help="one course (default: every course launched recently)")
+    rosters.set_defaults(func=cmd_rosters)
+
+    doctor = sub.add_parser("doctor", help="check the configuration and every registered platform; say what to fix")
+    doctor.set_defaults(func=cmd_doctor)
+
     sync = sub.add_parser("sync", help="compute an offering's scores again and deliver them now")
     sync.add_argument("--offering", type=int, required=True, help="the offering id (see its sync page)")
     sync.add_argument("--retry-failed", action="store_true", help="send failed scores again too")
@@ -395,6 +548,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; ToolErrors become one readable line and exit code 2."""
     args = build_parser().parse_args(argv)
+    try:
+        from tool.logs import configure_from
+
+        configure_from(load_settings())
+    except ToolError:
+        pass  # the command itself reports the bad setting
     try:
         return int(args.func(args) or 0)
     except ToolError as exc:

@@ -90,6 +90,42 @@ class Settings(BaseModel):
     admin_password_hash: str = ""
     admin_password: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "auto": JSON lines in production, readable lines elsewhere.
+    log_format: Literal["auto", "text", "json"] = "auto"
+    # Where the tool's signing keys live: the database (shared by every machine, private keys
+    # encrypted with a key derived from the secret) or `keys_dir` (one machine, or a shared disk).
+    key_store: Literal["database", "directory"] = "database"
+    # How often a process looks for keys another process rotated or pruned.
+    key_reload_seconds: float = Field(default=5.0, ge=0, le=300)
+    # How many proxies in front of Tally set X-Forwarded-For/-Proto/-Host/-Port (nginx: 1).
+    # 0 ignores those headers (a client could forge them).
+    trusted_proxies: int = Field(default=0, ge=0, le=5)
+    # /metrics answers these networks, or a request with `Authorization: Bearer <metrics_token>`.
+    metrics_allowed_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    metrics_token: str = ""
+    # `python -m tool worker` serves its own /metrics on this port (0: off), bound to metrics_host.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+    # /readyz: whether delivery workers must be alive, and how old their newest heartbeat may be.
+    expect_workers: bool = False
+    worker_heartbeat_seconds: float = Field(default=15.0, gt=0, le=3600)
+    worker_heartbeat_max_age_seconds: float = Field(default=120.0, gt=0, le=86400)
+    # Maintenance in the worker: purge and key pruning every maintenance_interval_seconds, the
+    # roster refresh of every offering launched within roster_refresh_active_days once a day at
+    # roster_refresh_hour (UTC); each start is delayed by up to maintenance_jitter_seconds.
+    maintenance_enabled: bool = True
+    maintenance_interval_seconds: float = Field(default=3600.0, ge=60, le=86400)
+    maintenance_jitter_seconds: float = Field(default=300.0, ge=0, le=3600)
+    launch_record_retention_days: int = Field(default=90, ge=1, le=3650)
+    roster_refresh_enabled: bool = True
+    roster_refresh_hour: int = Field(default=3, ge=0, le=23)
+    roster_refresh_active_days: int = Field(default=30, ge=1, le=365)
+    # Guard rails: TOOL_ENV=production refuses to start with any of these unless allowed here.
+    production_allow_sqlite: bool = False
+    production_allow_http: bool = False
+    production_allow_sandbox: bool = False
+    production_allow_plain_admin_password: bool = False
+    production_allow_generated_secret: bool = False
     sandbox_enabled: bool = True
     sandbox_port: int = Field(default=8001, ge=1, le=65535)
     sandbox_mode: Literal["moodle", "canvas"] = "moodle"
@@ -112,6 +148,18 @@ class Settings(BaseModel):
     def _redis_url(cls, value: str) -> str:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("metrics_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        # TOOL_METRICS_ALLOWED_NETWORKS="10.0.0.0/8, 127.0.0.1": a comma-separated list.
+        if isinstance(value, str):
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
+        import ipaddress
+
+        for v in value:
+            ipaddress.ip_network(v, strict=False)
         return value
 
     @field_validator("public_base_url")

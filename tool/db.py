@@ -96,6 +96,8 @@ class Points(TypeDecorator[Decimal]):
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout for threaded servers."""
+    # A failed statement's message would otherwise quote its parameters (grades, tokens) into logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         engine = create_engine(url, **kwargs)

@@ -175,7 +175,8 @@ def test_tool_worker_once_delivers_what_is_due(cli_env: Stack, capsys: pytest.Ca
     try:
         k.entry(k.subs[0], "8")
         assert cli.main(["worker", "--once"]) == 0
-        assert "accepted=1" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "delivered: 1 sent: 1 accepted" in out and "StepResult(" not in out  # words, not a repr
         assert raw(k.result(k.subs[0])) == D("8.00")
     finally:
         k.close()

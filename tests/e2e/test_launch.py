@@ -145,7 +145,8 @@ def test_a_bad_launch_is_refused_with_a_readable_page(stack: Stack, case: str, m
     result = stack.crafted_launch(mutate)
     assert result.status in (400, 403), case
     assert result.refusal_code == code, result.response.text[:800]
-    assert "What failed" in result.response.text and "Traceback" not in result.response.text
+    assert "Tally could not open from your course" in result.response.text
+    assert "Traceback" not in result.response.text
     assert result.token is None
 
 
@@ -212,9 +213,10 @@ def test_refusals_are_recorded_with_their_reason(moodle: Stack) -> None:
 
 
 def test_an_unknown_deployment_waits_for_an_admin_then_passes(moodle: Stack) -> None:
-    result = moodle.crafted_launch(_set(LTI + "deployment_id", "42"))
+    admin = moodle.platform.users_of_kind("admin")[0].id
+    result = moodle.crafted_launch(_set(LTI + "deployment_id", "42"), user_id=admin)
     assert result.status == 403 and result.refusal_code == "deployment_not_active"
-    assert "platforms activate" in result.response.text
+    assert "platforms activate" in result.response.text  # the administrator sees what to run
     with moodle.session() as db:
         dep = db.scalar(select(Deployment).where(Deployment.deployment_id == "42"))
         assert dep is not None and dep.status == "pending"
@@ -271,3 +273,19 @@ def test_a_launch_without_name_or_email_is_accepted(stack: Stack) -> None:
 def test_an_unknown_role_sees_a_page_explaining_there_is_nothing_for_them(moodle: Stack) -> None:
     result = moodle.crafted_launch(_set(LTI + "roles", [M + "Mentor"]))
     assert result.status == 200 and "nothing to show for your role" in result.response.text
+
+
+@pytest.mark.parametrize(("kind", "says", "never"), [
+    ("student", "tell your teacher", ["platforms activate", "What failed", "LMS administrator"]),
+    ("teacher", "send the reference code below to your LMS administrator", ["platforms activate", "What failed"]),
+    ("admin", "platforms activate", []),
+])
+def test_the_refusal_page_speaks_to_each_reader_in_their_words(moodle: Stack, kind: str, says: str,
+                                                                never: list[str]) -> None:
+    user = moodle.platform.users_of_kind(kind)[0].id
+    result = moodle.crafted_launch(_set(LTI + "deployment_id", "77"), user_id=user)
+    assert result.status == 403 and result.refusal_code == "deployment_not_active"
+    assert says in result.response.text
+    for words in never:
+        assert words not in result.response.text
+    assert result.response.headers["X-Request-ID"] in result.response.text  # the reference the admin greps for

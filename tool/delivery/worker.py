@@ -56,7 +56,9 @@ from tool.db import in_transaction
 from tool.delivery import bindings, guard, rules
 from tool.delivery.queue import Attempt, Claimed, Fresh, claim_due, fresh_row, platform_score, record_outcomes
 from tool.delivery.readback import ResultReader, read_result
+from tool.delivery.reporting import report_binding_error, report_outcomes, report_step
 from tool.errors import ToolError
+from tool.logs import event
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +133,7 @@ class DeliveryWorker:
                 result.bound += 1
             else:
                 result.binding_errors += 1
-                log.warning("binding %s of offering %s: %s", job.target, job.offering_id, outcome.error)
+                report_binding_error(job, outcome.error)
         return result
 
     def send_step(self, *, offering_id: int | None = None) -> StepResult:
@@ -147,6 +149,7 @@ class DeliveryWorker:
         send, screened = guard.screen(self.sessions, self.client, claim.items, claim.registrations)
         attempts = screened + self._send_all(send, claim.registrations,
                                              throttled={a.claimed.registration_id for a in screened if throttles(a)})
+        report_outcomes(attempts, claim.registrations)
         done = in_transaction(self.sessions, lambda db: record_outcomes(
             db, worker=self.name, results=attempts, now=utcnow(), backoff_base=s.delivery_backoff_base_seconds,
             backoff_cap=s.delivery_backoff_max_seconds, rand=self.rand))
@@ -221,7 +224,9 @@ class DeliveryWorker:
     def run_once(self, *, offering_id: int | None = None) -> StepResult:
         """Bind, then send one batch."""
         result = self.bind_step(offering_id=offering_id)
-        return result.add(self.send_step(offering_id=offering_id))
+        result.add(self.send_step(offering_id=offering_id))
+        report_step(self.name, result)
+        return result
 
     # -- loops ---------------------------------------------------------------------------------
 
@@ -239,30 +244,34 @@ class DeliveryWorker:
                 break
         return total
 
-    def run(self, stop: threading.Event) -> None:
-        """Work until `stop` is set; sleep `delivery_poll_seconds` whenever a step finds nothing."""
-        log.info("delivery worker %s started", self.name)
+    def run(self, stop: threading.Event, *, heartbeat: Callable[[], Any] | None = None) -> None:
+        """Work until `stop` is set; sleep `delivery_poll_seconds` whenever a step finds nothing.
+
+        `heartbeat` is called after every step (it writes `worker_heartbeat` when due, for /readyz).
+        """
+        event(log, "worker.started", worker=self.name)
         while not stop.is_set():
             try:
                 step = self.run_once()
+                if heartbeat is not None:
+                    heartbeat()
             except Exception:  # a database or programming error must not end the loop silently
-                log.exception("delivery worker %s: step failed", self.name)
+                event(log, "worker.step_failed", level=logging.ERROR, worker=self.name, exc_info=True)
                 stop.wait(max(5.0, self.settings.delivery_poll_seconds))
                 continue
-            if step.sent or step.bound:
-                log.info("delivery: %s", step)
             if not step.busy:
                 stop.wait(self.settings.delivery_poll_seconds)
-        log.info("delivery worker %s stopped", self.name)
+        event(log, "worker.stopped", worker=self.name)
 
 
 class WorkerThread:
     """A DeliveryWorker in a daemon thread (the embedded default: `python -m tool run`)."""
 
-    def __init__(self, worker: DeliveryWorker) -> None:
+    def __init__(self, worker: DeliveryWorker, *, heartbeat: Callable[[], Any] | None = None) -> None:
         self.worker = worker
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=worker.run, args=(self._stop,), name="tally-delivery", daemon=True)
+        self._thread = threading.Thread(target=worker.run, args=(self._stop,), kwargs={"heartbeat": heartbeat},
+                                        name="tally-delivery", daemon=True)
 
     def start(self) -> "WorkerThread":
         """Start working in the background."""
@@ -287,11 +296,11 @@ def make_worker(settings: Settings, *, name: str | None = None) -> WorkerResourc
     """A worker with its own engine, session factory, keys and AGS client (CLI and `run`)."""
     from tool.ags.client import AgsClient
     from tool.db import make_engine, make_session_factory
-    from tool.lti.keys import KeyStore
+    from tool.lti.keys import open_key_store
 
     engine = make_engine(settings.resolved_database_url)
     sessions = make_session_factory(engine)
-    client = AgsClient(settings=settings, session_factory=sessions, keys=KeyStore(settings.path(settings.keys_dir)))
+    client = AgsClient(settings=settings, session_factory=sessions, keys=open_key_store(settings, sessions))
 
     def close() -> None:
         client.close()

@@ -7,6 +7,7 @@ answers 400 `"kid" invalid` otherwise). The AGS issue builds its token cache on 
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Iterable
@@ -17,6 +18,10 @@ from tool.ags.http import platform_words
 from tool.clock import epoch
 from tool.errors import ToolError
 from tool.lti.keys import KeyStore
+from tool.logs import event
+from tool.metrics import TOKEN_FETCHES, platform_label
+
+log = logging.getLogger(__name__)
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -72,15 +77,21 @@ def request_access_token(
 ) -> AccessToken:
     """Ask the platform for an access token with the client-credentials grant."""
     data = token_request_form(keys, client_id=client_id, token_url=token_url, audience=audience, scopes=scopes)
+    platform = platform_label(token_url)
     try:
         resp = http.post(token_url, data=data, timeout=timeout, headers={"Accept": "application/json"})
     except requests.RequestException as exc:
+        TOKEN_FETCHES.labels(platform, "unreachable").inc()
+        event(log, "token.unreachable", level=logging.WARNING, platform=platform, token_url=token_url, error=str(exc))
         raise TokenRequestError(f"token endpoint {token_url} unreachable: {exc}") from exc
+    TOKEN_FETCHES.labels(platform, "granted" if resp.status_code == 200 else "refused").inc()
     if resp.status_code != 200:
         # Moodle puts the detail in the reason phrase, Canvas in a JSON body: keep both. An HTML
         # error page (Moodle's token.php when its HTTP security blocks the tool's JWKS URL) is
-        # one line, its title: never markup in a teacher's page.
+        # one line, its title: never markup in a teacher's page or the log.
         words = platform_words(resp)
+        event(log, "token.refused", level=logging.WARNING, platform=platform, token_url=token_url,
+              status=resp.status_code, lms_reason=resp.reason, lms_words=words)
         raise TokenRequestError(
             f"token endpoint answered {resp.status_code} {resp.reason}: {words}",
             details={"status": resp.status_code, "reason": resp.reason, "body": words, "error": _oauth_error(resp)},

@@ -168,3 +168,19 @@ class LaunchRecord(Base):
     deployment_id: Mapped[str] = mapped_column(String(255), default="")
     sub: Mapped[str] = mapped_column(String(255), default="")
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SigningKey(Base):
+    """One of the tool's RSA keys, shared by every machine through the database.
+
+    The private key is encrypted (AES-GCM, key derived from the installation's secret with
+    HKDF; tool/lti/keys.py), so a database dump alone signs nothing.
+    """
+
+    __tablename__ = "signing_key"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    private_key: Mapped[str] = mapped_column(Text)  # "v1:" + base64(nonce | AES-GCM ciphertext of the PKCS#8 PEM)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    activates_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    retires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -13,23 +13,18 @@ Who gets in is decided in tool/web/admin_auth.py.
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-import requests
 from flask import Blueprint, make_response, redirect, render_template, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tool.ags.lineitems import LINEITEM_CONTAINER_TYPE
 from tool.errors import Forbidden, NotFound, RegistrationError, ValidationError
 from tool.lti import registry
-from tool.lti.assertion import token_request_form
-from tool.lti.claims import SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY
 from tool.lti.dynreg import manual_instructions, tool_urls
 from tool.lti.models import Course, Deployment, LaunchRecord, Offering, Registration
+from tool.lti.probe import probe_lineitems, probe_token
 from tool.web.admin_auth import (
     ADMIN_COOKIE,
     ADMIN_TTL,
@@ -40,6 +35,7 @@ from tool.web.admin_auth import (
     local_login_enabled,
     requires_admin,
 )
+from tool.logs import event
 from tool.web.app import get_db, get_services
 from tool.web.errors import status_for
 
@@ -47,7 +43,6 @@ bp = Blueprint("admin", __name__)
 log = logging.getLogger("tool.admin")
 
 RECENT_LAUNCHES = 50
-_MAX_BODY = 4000
 
 
 def _registrations(db: Session, admin: AdminIdentity) -> list[Registration]:
@@ -104,67 +99,13 @@ def change_deployment(deployment_pk: int) -> Any:
     registry.set_deployment_status(db, issuer=reg.issuer, client_id=reg.client_id,
                                    deployment_id=dep.deployment_id, status=status)
     db.commit()
-    log.info("deployment %s of %s/%s set %s by %s", dep.deployment_id, reg.issuer, reg.client_id, status, admin.label)
+    event(log, "deployment.status_changed", platform=reg.issuer, client_id=reg.client_id,
+          deployment_id=dep.deployment_id, status=status, by=admin.label)
     notice = f"Deployment {dep.deployment_id} of {reg.name or reg.issuer} is now {status}."
     return redirect(admin.url("/admin", notice=notice), code=303)
 
 
 # -- test services ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServiceProbe:
-    """One call to the platform and its answer, as received."""
-
-    step: str
-    method: str
-    url: str
-    status: int | None
-    reason: str
-    body: str
-
-    @property
-    def ok(self) -> bool:
-        """True for a 2xx answer."""
-        return self.status is not None and 200 <= self.status < 300
-
-
-def _redact_token(text: str) -> str:
-    # Show the platform's token answer without handing out a working bearer token.
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return text
-    if isinstance(body, dict) and isinstance(body.get("access_token"), str):
-        body["access_token"] = body["access_token"][:6] + "… (redacted)"
-        return json.dumps(body, indent=2)
-    return text
-
-
-def _probe_token(http: requests.Session, reg: dict[str, Any], keys: Any, timeout: float) -> tuple[ServiceProbe, str | None]:
-    url = reg["auth_token_url"]
-    data = token_request_form(keys, client_id=reg["client_id"], token_url=url, audience=reg["auth_audience"],
-                              scopes=[SCOPE_LINEITEM_READONLY, SCOPE_LINEITEM])
-    try:
-        resp = http.post(url, data=data, timeout=timeout, headers={"Accept": "application/json"})
-    except requests.RequestException as exc:
-        return ServiceProbe("Access token", "POST", url, None, "unreachable", str(exc)), None
-    token = None
-    if resp.status_code == 200:
-        try:
-            token = str(resp.json()["access_token"])
-        except (ValueError, KeyError, TypeError):
-            token = None
-    return ServiceProbe("Access token", "POST", url, resp.status_code, resp.reason or "",
-                        _redact_token(resp.text[:_MAX_BODY])), token
-
-
-def _probe_lineitems(http: requests.Session, url: str, token: str, timeout: float) -> ServiceProbe:
-    try:
-        resp = http.get(url, timeout=timeout, headers={"Accept": LINEITEM_CONTAINER_TYPE, "Authorization": f"Bearer {token}"})
-    except requests.RequestException as exc:
-        return ServiceProbe("Line items", "GET", url, None, "unreachable", str(exc))
-    return ServiceProbe("Line items", "GET", url, resp.status_code, resp.reason or "", resp.text[:_MAX_BODY])
 
 
 @bp.post("/admin/registrations/<int:registration_id>/test")
@@ -186,10 +127,10 @@ def test_services(registration_id: int) -> Any:
     db.commit()  # end the read transaction: the platform is never called inside one
     timeout = svc.settings.http_timeout_seconds
     probes = []
-    token_probe, token = _probe_token(svc.http, values, svc.keys, timeout)
+    token_probe, token = probe_token(svc.http, values, svc.keys, timeout)
     probes.append(token_probe)
     if token and offering is not None:
-        probes.append(_probe_lineitems(svc.http, offering.ags_lineitems_url, token, timeout))
+        probes.append(probe_lineitems(svc.http, offering.ags_lineitems_url, token, timeout))
     return render_template("admin/test_services.html", admin=admin, registration=values, probes=probes,
                            offering=offering, token_granted=token is not None)
 
@@ -240,6 +181,8 @@ def register_submit() -> Any:
         db.rollback()
         details = exc.details if isinstance(exc.details, dict) else {}
         return _register_page(admin, form, {k: str(v) for k, v in details.items()}, exc.message), status_for(exc)
+    event(log, "registration.saved", platform=reg.issuer, client_id=reg.client_id, source="admin",
+          deployment_id=form["deployment_id"] or None, by=admin.label)
     notice = f"Registered {reg.name} (client_id {reg.client_id})."
     return redirect(admin.url("/admin", notice=notice), code=303)
 

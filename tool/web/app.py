@@ -13,11 +13,12 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tool import logs
 from tool.ags.http import make_session
 from tool.config import PROJECT_ROOT, Settings, load_settings
 from tool.db import is_retryable, make_engine, make_session_factory
 from tool.lti.jwks import PlatformKeys
-from tool.lti.keys import KeyStore
+from tool.lti.keys import KeyStore, open_key_store
 
 log = logging.getLogger("tool.web")
 
@@ -62,11 +63,12 @@ def make_services(settings: Settings, *, engine: Engine | None = None) -> Servic
     """Build the services of one process from its settings."""
     engine = engine or make_engine(settings.resolved_database_url)
     http = make_session(settings, pool_size=20)  # JWKS, NRPS, registration: tool.ags.http's session
+    sessions = make_session_factory(engine)
     return Services(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
-        keys=KeyStore(settings.path(settings.keys_dir)),
+        sessions=sessions,
+        keys=open_key_store(settings, sessions),
         platform_keys=PlatformKeys(
             http=http,
             timeout=settings.http_timeout_seconds,
@@ -89,7 +91,8 @@ class TallyFlask(Flask):
         except DBAPIError as exc:
             if not is_retryable(exc) or g.get("db_committed"):
                 raise
-            log.info("retrying %s %s once after %s", request.method, request.path, type(exc.orig).__name__)
+            logs.event(log, "request.retried", method=request.method, path=request.path,
+                       error=type(exc.orig).__name__)
             db: Session | None = g.pop("db", None)
             if db is not None:
                 db.rollback()
@@ -101,6 +104,10 @@ class TallyFlask(Flask):
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Flask:
     """Create the Tally web application."""
     settings = settings or (services.settings if services else load_settings())
+    from tool.ops import guards
+
+    logs.configure_from(settings)
+    guards.enforce(settings)  # production refuses to start misconfigured (tool/ops/guards.py)
     services = services or make_services(settings)
     app = TallyFlask(
         "tool.web",
@@ -111,11 +118,17 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.config.update(SECRET_KEY=services.session_secret, TEMPLATES_AUTO_RELOAD=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keys in the order we wrote them; cheaper too
     app.extensions["tally"] = services
-    logging.getLogger("tool").setLevel(settings.log_level)
+    if settings.trusted_proxies:
+        # Behind nginx: the client's address, scheme and host come from X-Forwarded-*, trusted
+        # only from as many proxies as configured (a client could forge them otherwise).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n)  # type: ignore[method-assign]
 
     from tool.web import api, assessment_pages, assessments_api, errors, ledger_api, lti_views, openapi, pages, roster_api
     from tool.web import admin_views, deeplink_views, registration_views
-    from tool.web import sync_views
+    from tool.web import ops_views, sync_views
 
     app.register_blueprint(lti_views.bp)
     app.register_blueprint(pages.bp)
@@ -130,6 +143,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.register_blueprint(admin_views.bp)
     app.register_blueprint(sync_views.bp)
     errors.register(app)
+    ops_views.register(app)  # request ids, request metrics, /healthz, /readyz, /metrics
 
     if settings.platforms:
         # Static registrations from config/*.toml are (re)imported at every start.

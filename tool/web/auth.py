@@ -17,6 +17,7 @@ from typing import Any, Callable, TypeVar
 import jwt
 from flask import current_app, g, request
 
+from tool import logs
 from tool.clock import epoch
 from tool.errors import Forbidden, SessionError
 from tool.lti.claims import Role, is_staff
@@ -107,6 +108,7 @@ def current_session() -> SessionClaims:
     if not token:
         raise SessionError("No session: open Tally from your course in the LMS.", code="session_missing")
     claims = read_token(current_app.extensions["tally"].session_secret, token)
+    logs.bind(offering=claims.offering_id, person=claims.person_id, registration=claims.registration_id)
     g.tally_session = claims
     g.tally_token = token
     return claims

@@ -31,6 +31,7 @@ from tool.delivery.status import MaximumFromLms
 from tool.ledger.service import EntryChanged, EntryVoided, StudentNotInOffering
 from tool.lti.nrps import RosterUnavailable
 from tool.lti.roster import RosterNotOffered
+from tool.ops.health import NotReady
 
 log = logging.getLogger("tool.web")
 
@@ -50,6 +51,7 @@ STATUS: list[tuple[type[ToolError], int]] = [
     (ValidationError, 422),
     (RegistrationError, 400),
     (KeyStoreError, 503),
+    (NotReady, 503),
     (RosterUnavailable, 502),  # the LMS failed, not the request
     (RosterNotOffered, 409),  # the course lacks the service; asking again will not help
     (ConfigError, 500),

@@ -6,12 +6,13 @@ import logging
 from typing import Any
 
 import jwt
-from flask import Blueprint, jsonify, redirect, render_template, request
+from flask import Blueprint, g, jsonify, redirect, render_template, request
 
-from tool import gradebook
+from tool import gradebook, logs, metrics
 from tool.db import relax_durability
 from tool.errors import LaunchError
-from tool.lti.claims import Role
+from tool.lti.claims import DEPLOYMENT_ID, ROLES, Role, is_staff, map_roles
+from tool.logs import event
 from tool.lti.deeplink import DEEP_LINKING_REQUEST
 from tool.lti.launch import begin_login, platform_refusal, validate_launch
 from tool.lti.service import record_launch, record_refusal
@@ -44,9 +45,33 @@ def login() -> Any:
         record_refusal(db, code=exc.code, reason=exc.message, claims={"iss": request.values.get("iss"),
                                                                         "aud": request.values.get("client_id")})
         db.commit()
+        refused("login.refused", exc, {"iss": request.values.get("iss"), "aud": request.values.get("client_id")})
         raise
     db.commit()
     return redirect(target.url, code=302)
+
+
+def refused(name: str, exc: LaunchError, claims: dict[str, Any]) -> None:
+    """One event and one count for a refused login or launch; who sees the hint on the refusal page."""
+    metrics.LAUNCHES.labels("refused", exc.code).inc()
+    aud = claims.get("aud")
+    event(log, name, level=logging.WARNING, code=exc.code, reason=exc.message,
+          platform=claims.get("iss") or None, client_id=aud[0] if isinstance(aud, list) and aud else aud,
+          deployment_id=claims.get(DEPLOYMENT_ID))
+    g.launch_audience = refusal_audience(claims)
+
+
+def refusal_audience(claims: dict[str, Any]) -> str:
+    """Whom the refusal page speaks to: "admin" (sees the hint), "staff" or "student".
+
+    From the id_token's roles as sent; a forged role only shows the configuration hint,
+    which holds nothing secret.
+    """
+    lti_roles = claims.get(ROLES)
+    roles = map_roles([r for r in lti_roles if isinstance(r, str)]) if isinstance(lti_roles, list) else ()
+    if Role.ADMIN in roles or Role.SUPER_ADMIN in roles:
+        return "admin"
+    return "staff" if is_staff(roles) else "student"
 
 
 @bp.route("/lti/launch", methods=["POST"])
@@ -58,15 +83,18 @@ def launch() -> Any:
     refusal = platform_refusal(db, params)
     if refusal is not None:
         # Canvas posts a refused login here with its reasons instead of an id_token.
-        log.info("the platform refused a login: %s", refusal.message)
         record_refusal(db, code=refusal.code, reason=refusal.message, claims={})
         db.commit()
+        refused("launch.refused", refusal, {})
         raise refusal
     # The launch commits durably: its state must stay consumed even after a database crash.
     try:
         launch = validate_launch(db, svc.settings, params, keys=svc.platform_keys)
         if launch.message_type == DEEP_LINKING_REQUEST:
             # One redirect URI for both messages: "add a Tally item" goes to its own form.
+            metrics.LAUNCHES.labels("accepted", "deep_linking").inc()
+            event(log, "launch.accepted", platform=launch.issuer, client_id=launch.client_id,
+                  deployment_id=launch.deployment_id, message_type=launch.message_type)
             return deeplink_views.start(launch)
         ctx = record_launch(db, launch)
         if Role.STUDENT in ctx.roles:
@@ -74,14 +102,20 @@ def launch() -> Any:
             gradebook.roster_changed(db, course_id=ctx.course_id, student_ids=[ctx.person_id])
     except LaunchError as exc:
         # Keep the state consumed (replays stay refused) and remember why we refused.
-        log.info("launch refused: %s (%s)", exc.code, exc.message)
         try:
             unverified = jwt.decode(params.get("id_token", ""), options={"verify_signature": False})
         except jwt.InvalidTokenError:
             unverified = {}
+        if not isinstance(unverified, dict):
+            unverified = {}
         record_refusal(db, code=exc.code, reason=exc.message, claims=unverified)
         db.commit()
+        refused("launch.refused", exc, unverified)
         raise
+    metrics.LAUNCHES.labels("accepted", "ok").inc()
+    logs.bind(platform=launch.issuer, offering=ctx.offering_id, person=ctx.person_id)
+    event(log, "launch.accepted", client_id=launch.client_id, deployment_id=launch.deployment_id,
+          roles=[r.value for r in launch.roles], message_type=launch.message_type)
     token = issue_token(svc.session_secret, ctx, ttl=svc.settings.session_ttl_seconds)
     template, context = landing_context(db, LandingView.from_launch(launch, ctx), token)
     db.commit()  # one transaction per launch; the page is rendered after it is durable

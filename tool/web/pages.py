@@ -123,12 +123,3 @@ def offering_page(offering_id: int) -> Any:
     db = get_db()
     template, context = landing_context(db, LandingView.from_db(db, s.to_context()), g.tally_token)
     return render_template(template, **context)
-
-
-@bp.get("/healthz")
-def healthz() -> Any:
-    """Liveness and database check for load balancers."""
-    from sqlalchemy import text
-
-    get_db().execute(text("SELECT 1"))
-    return {"status": "ok"}

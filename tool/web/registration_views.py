@@ -15,6 +15,7 @@ from tool.lti.dynreg import (
     register_dynamically,
     tool_urls,
 )
+from tool.logs import event
 from tool.web.app import get_db, get_services
 from tool.web.errors import status_for
 
@@ -45,7 +46,8 @@ def register() -> Any:
         db.commit()
     except DynamicRegistrationError as exc:
         db.rollback()
-        log.info("dynamic registration refused: %s (%s)", exc.code, exc.message)
+        event(log, "registration.refused", level=logging.WARNING, code=exc.code, reason=exc.message,
+              openid_configuration=config_url)
         return render_template("dynreg_error.html", error=exc, urls=urls), status_for(exc)
     except SQLAlchemyError:
         db.rollback()
@@ -56,8 +58,8 @@ def register() -> Any:
             "values the LMS shows for it (admin page /admin/register).",
         )
         return render_template("dynreg_error.html", error=exc, urls=urls), status_for(exc)
-    log.info("dynamically registered %s client_id=%s deployment=%s (%s)", outcome.issuer, outcome.client_id,
-             outcome.deployment_id, outcome.deployment_status)
+    event(log, "registration.created", platform=outcome.issuer, client_id=outcome.client_id,
+          deployment_id=outcome.deployment_id, deployment_status=outcome.deployment_status, source="dynamic")
     return render_template("dynreg_done.html", outcome=outcome, urls=urls, close_message=CLOSE_MESSAGE,
                            auto_activate=svc.settings.auto_activate_deployments)
 

@@ -1,0 +1,1 @@
+"""Running Tally as a service: health and readiness, guard rails, the doctor, heartbeats, maintenance."""
