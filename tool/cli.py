@@ -254,8 +254,7 @@ def _maintenance(settings: Settings, worker: Any) -> Any:
     """The installation's maintenance jobs, run under this worker's name."""
     from tool.maintenance import Maintenance
 
-    return Maintenance(settings=settings, sessions=worker.sessions, keys=worker.client.keys,
-                       http=worker.client.http, owner=worker.name)
+    return Maintenance(settings=settings, sessions=worker.sessions, client=worker.client, owner=worker.name)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -319,7 +318,7 @@ def cmd_rosters(args: argparse.Namespace) -> int:
     res = make_worker(settings, name="cli-rosters")
     try:
         w = res.worker
-        services = RosterServices(settings, w.client.keys, w.client.http, w.sessions)
+        services = RosterServices(settings, w.sessions, w.client)
         result = refresh_rosters(services, now=utcnow(), course_ids=[args.course] if args.course else None)
     finally:
         res.close()

@@ -22,9 +22,9 @@ import datetime as dt
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from sqlalchemy import delete, or_, select, update
@@ -86,14 +86,33 @@ def active_courses(db: Session, *, since: dt.datetime) -> list[int]:
     return [r[0] for r in rows]
 
 
-@dataclass
-class RosterServices:
-    """What `sync_roster` needs: settings, keys, HTTP and sessions."""
+class ServiceClient(Protocol):
+    """What maintenance needs of the process's AGS client (tool.ags.client.AgsClient)."""
 
-    settings: Settings
     keys: KeyStore
     http: requests.Session
+
+    def access_token(self, reg: Any, scopes: Sequence[str]) -> str:
+        """A bearer token of the registration covering `scopes`, shared with every other call."""
+
+
+@dataclass(frozen=True)
+class RosterServices:
+    """What `sync_roster` needs (tool.lti.roster.RosterServices): settings, sessions, and the worker's
+    AGS client, whose tokens the roster shares (Canvas charges every token request)."""
+
+    settings: Settings
     sessions: sessionmaker[Session]
+    client: ServiceClient
+
+    @property
+    def http(self) -> requests.Session:
+        """The client's HTTP session."""
+        return self.client.http
+
+    def service_token(self, reg: Any, scopes: Sequence[str]) -> str:
+        """The registration's token (one for every scope it was granted, where the LMS allows)."""
+        return self.client.access_token(reg, scopes)
 
 
 def refresh_rosters(services: RosterServices, *, now: dt.datetime, course_ids: list[int] | None = None,
@@ -154,13 +173,12 @@ def first_run(job: str, settings: Settings, now: dt.datetime, rand: Callable[[],
 class Maintenance:
     """The jobs of one installation, run by whichever process holds a job's lease."""
 
-    def __init__(self, *, settings: Settings, sessions: sessionmaker[Session], keys: KeyStore,
-                 http: requests.Session, owner: str, clock: Callable[[], dt.datetime] = utcnow,
-                 rand: Callable[[], float] = random.random) -> None:
+    def __init__(self, *, settings: Settings, sessions: sessionmaker[Session], client: ServiceClient, owner: str,
+                 clock: Callable[[], dt.datetime] = utcnow, rand: Callable[[], float] = random.random) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.keys = keys
-        self.http = http
+        self.client = client
+        self.keys = client.keys
         self.owner = owner[:64]
         self.clock = clock
         self.rand = rand
@@ -179,7 +197,7 @@ class Maintenance:
             elif job == "prune_keys":
                 detail = {"pruned": self.keys.prune()}
             elif job == "refresh_rosters":
-                services = RosterServices(self.settings, self.keys, self.http, self.sessions)
+                services = RosterServices(self.settings, self.sessions, self.client)
                 detail = refresh_rosters(services, now=now, stop=stop)
             else:
                 raise ValueError(f"unknown maintenance job {job!r}")

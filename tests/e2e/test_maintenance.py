@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from tool import cli, clock
+from tool.ags.client import AgsClient
 from tool.db import make_session_factory
 from tool.lti.keys import KeyStore
 from tool.lti.models import LaunchRecord, LoginState, Membership, Registration
@@ -27,10 +28,9 @@ UTC = dt.timezone.utc
 def maintenance(stack: Stack, *, owner: str = "host:1:aaa", keys: KeyStore | None = None,
                 now: dt.datetime | None = None, rand: float = 0.5, **settings: Any) -> Maintenance:
     s = stack.settings.model_copy(update=settings) if settings else stack.settings
-    from tool.ags.http import make_session
-
-    return Maintenance(settings=s, sessions=make_session_factory(stack.engine),
-                       keys=keys or KeyStore(s.path(s.keys_dir)), http=make_session(s), owner=owner,
+    sessions = make_session_factory(stack.engine)
+    client = AgsClient(settings=s, session_factory=sessions, keys=keys or KeyStore(s.path(s.keys_dir)))
+    return Maintenance(settings=s, sessions=sessions, client=client, owner=owner,
                        clock=(lambda: now) if now else clock.utcnow, rand=lambda: rand)
 
 

@@ -26,7 +26,6 @@ from tool.db import upsert
 from tool.errors import NotFound, ToolError
 from tool.lti.assertion import TokenRequestError
 from tool.lti.claims import SCOPE_NRPS, Role, is_staff, map_roles
-from tool.lti.keys import KeyStore
 from tool.lti.models import Course, Membership, Person, Registration, roles_include_student
 from tool.lti.nrps import Member, MemberStatus, RosterUnavailable, fetch_members
 
@@ -96,12 +95,19 @@ class TokenTarget:
 
 
 class RosterServices(Protocol):
-    """What `sync_roster` needs of the process's services."""
+    """What `sync_roster` needs of the process's services (the web app's, a worker's maintenance)."""
 
-    settings: Settings
-    keys: KeyStore
-    http: requests.Session
-    sessions: sessionmaker[Session]
+    @property
+    def settings(self) -> Settings:
+        """The process's settings (HTTP timeout)."""
+
+    @property
+    def http(self) -> requests.Session:
+        """The session the roster is read with."""
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The database."""
 
     def service_token(self, reg: TokenTarget, scopes: Sequence[str]) -> str:
         """An access token of the registration covering `scopes` (the process's shared tokens)."""
