@@ -286,4 +286,8 @@ def launch_from_sandbox(page: Page, stack: Stack, name: str) -> FrameLocator:
     """Open the sandbox's course page, launch Tally as the user called `name`; Tally's iframe."""
     page.goto(stack.sandbox.url + "/")
     page.get_by_role("button", name=f"Launch as {name}").click()
+    # Where a user looks: below the course's people and links the frame starts off screen, and
+    # Chromium stops drawing an off-screen frame of another origin, so a click in it waited for
+    # animation frames that never came ("waiting for element to be visible, enabled and stable").
+    page.locator("iframe[name=tool-frame]").scroll_into_view_if_needed()
     return page.frame_locator("iframe[name=tool-frame]")
