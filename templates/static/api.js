@@ -77,7 +77,21 @@
     if (kind) node.classList.add(kind);
   }
 
+  /* Tally's one decimal grammar (tool/decimals.py GRAMMAR, checked by tests/unit/test_decimals.py):
+     ASCII digits, an optional leading "-", at most two decimals after a ".". */
+  var DECIMAL = "^-?[0-9]+(\\.[0-9]{1,2})?$";
+  var DECIMAL_RE = new RegExp(DECIMAL);
+
+  /** What a teacher types (" 7,5 ") in the grammar's form ("7.5"): surrounding spaces go, a lone
+      decimal comma becomes a point; anything else is left as typed, for the API to refuse. */
+  function normDecimal(raw) {
+    var s = String(raw === null || raw === undefined ? "" : raw).trim();
+    if (/^-?[0-9]*,[0-9]*$/.test(s)) s = s.replace(",", ".");
+    return s;
+  }
+
   window.Tally = {
     sessionToken: sessionToken, api: api, $: $, el: el, clear: clear, fmtDate: fmtDate, setStatus: setStatus,
+    decimal: { pattern: DECIMAL, normalise: normDecimal, valid: function (s) { return DECIMAL_RE.test(s); } },
   };
 })();

@@ -29,11 +29,7 @@
   }
 
   /** What a teacher types ("7,5", " 7.5 ") as the API's points string ("7.5"); the API judges it. */
-  function normPoints(raw) {
-    var s = String(raw === null || raw === undefined ? "" : raw).trim().replace(/\s+/g, "");
-    if (/^[-+]?\d*,\d*$/.test(s)) s = s.replace(",", ".");
-    return s;
-  }
+  function normPoints(raw) { return T.decimal.normalise(raw); }  // api.js: the API's one grammar
 
   /** "12.50" → "12.5", "30.00" → "30": how a threshold or a point value reads. */
   function shortNumber(text) {

@@ -18,11 +18,7 @@
   var $ = T.$, el = T.el, clear = T.clear, api = T.api, fmtDate = T.fmtDate, setStatus = T.setStatus;
 
   /** What a teacher types ("7,5", " 7.5 ") as the API's points string ("7.5"); the API judges it. */
-  function normPoints(raw) {
-    var s = String(raw || "").trim().replace(/\s+/g, "");
-    if (/^[-+]?\d*,\d*$/.test(s)) s = s.replace(",", ".");
-    return s;
-  }
+  function normPoints(raw) { return T.decimal.normalise(raw); }  // api.js: the API's one grammar
 
   /** A datetime-local value (the browser's zone) as ISO 8601 with a zone, or null. */
   function isoFromLocal(value) {

@@ -31,7 +31,7 @@
 
   function num(text) {
     var s = T.normPoints(text);
-    if (!/^[-+]?(\d+\.?\d*|\.\d+)$/.test(s)) return null;
+    if (!T.decimal.valid(s)) return null;  // the API's grammar (api.js)
     return Number(s);
   }
 

@@ -183,7 +183,7 @@ def test_the_summary_exports_as_csv(klass: Class) -> None:
     klass.entry(klass.students[0], "3")
     r = klass.stack.api(klass.teacher, f"/api/grades/groups/{klass.course_id}/offerings/{klass.offering_id}/summary.csv")
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
-    lines = r.text.strip().splitlines()
+    lines = r.content.decode("utf-8-sig").strip().splitlines()  # UTF-8 with BOM (issue 11)
     assert lines[0].startswith("student_id,name,email,in_roster,total,seminar,exam")
     assert len(lines) == 1 + len(klass.students)
 

@@ -10,7 +10,7 @@ from tool.ledger.rules import RuleViolation, check_text, check_type, parse_point
 @pytest.mark.parametrize(
     ("value", "expected"),
     [(5, "5.00"), ("12.5", "12.50"), (Decimal("-3.25"), "-3.25"), ("9999.99", "9999.99"), ("-9999.99", "-9999.99"),
-     ("0", "0.00"), (" 7 ", "7.00"), ("1.500", "1.50"), (0.5, "0.50")],
+     ("0", "0.00"), ("7", "7.00"), ("1.50", "1.50"), (0.5, "0.50")],
 )
 def test_points_are_kept_exactly(value: object, expected: str) -> None:
     assert parse_points(value) == Decimal(expected)
@@ -20,7 +20,9 @@ def test_points_are_kept_exactly(value: object, expected: str) -> None:
 @pytest.mark.parametrize(
     ("value", "problem"),
     [("1.005", "two decimal"), (Decimal("0.001"), "two decimal"), ("10000", "between"), ("-10000.00", "between"),
-     ("abc", "number"), (None, "number"), (True, "number"), ("NaN", "finite"), ("Infinity", "finite"), ("", "number")],
+     ("abc", "number"), (None, "number"), (True, "number"), ("NaN", "finite"), ("Infinity", "finite"), ("", "number"),
+     # Issue 11: one strict grammar (tool/decimals.py): no spaces, no more than two places written.
+     (" 7 ", "digits 0-9"), ("1.500", "two decimal")],
 )
 def test_bad_points_are_refused_never_rounded(value: object, problem: str) -> None:
     with pytest.raises(RuleViolation, match=problem):

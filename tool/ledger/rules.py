@@ -6,9 +6,10 @@ more decimals are refused, never rounded, so what the teacher typed is what is s
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from tool.decimals import DecimalRefused, parse_decimal
 from tool.ledger.models import TYPE_CODES
 
 POINTS_LIMIT = Decimal("9999.99")
@@ -22,21 +23,11 @@ class RuleViolation(ValueError):
 
 
 def parse_points(value: Any) -> Decimal:
-    """A points value as Decimal: int, Decimal or numeric string; two decimals at most, within range."""
-    if isinstance(value, bool) or value is None:
-        raise RuleViolation("must be a number")
-    if isinstance(value, float):
-        # JSON bodies are parsed with Decimal; a float here lost precision already.
-        value = repr(value)
+    """A points value as Decimal: tool/decimals.py's grammar (two places at most), within range."""
     try:
-        points = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
-    except InvalidOperation:
-        raise RuleViolation("must be a number") from None
-    if not points.is_finite():
-        raise RuleViolation("must be a finite number")
-    exponent = points.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2 and points != points.quantize(Decimal("0.01")):
-        raise RuleViolation("has more than two decimal places")
+        points = parse_decimal(value, places=2)
+    except DecimalRefused as exc:
+        raise RuleViolation(str(exc)) from None
     if abs(points) > POINTS_LIMIT:
         raise RuleViolation(f"must be between -{POINTS_LIMIT} and {POINTS_LIMIT}")
     return points.quantize(Decimal("0.01"))

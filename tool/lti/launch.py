@@ -344,6 +344,7 @@ class _Launch(MessageLaunch[Any, DatabaseToolConf, Any, Any]):
         dep_id = self._get_jwt_body().get(c.DEPLOYMENT_ID)
         if not dep_id or not isinstance(dep_id, str):
             raise LaunchError("The id_token has no deployment_id.", code="missing_deployment_id")
+        _check_text("deployment_id", dep_id, 255)
         dep = self._db.connection().execute(_DEPLOYMENT, {"registration_id": db_reg.id, "deployment_id": dep_id}).first()
         if dep is None:
             status = "active" if self._settings.auto_activate_deployments else "pending"
@@ -358,6 +359,7 @@ class _Launch(MessageLaunch[Any, DatabaseToolConf, Any, Any]):
         return self
 
     def validate_message(self) -> "_Launch":
+        check_claim_shapes(self._get_jwt_body())  # before pylti1p3 reads them as objects
         try:
             super().validate_message()
         except LtiException as exc:
@@ -371,6 +373,51 @@ class _Launch(MessageLaunch[Any, DatabaseToolConf, Any, Any]):
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+# The claims Tally stores, with the longest text its columns hold (tool/lti/models.py). A platform
+# that sends more, or an object claim as a string, gets the refusal page (and a launch record),
+# never a half-stored launch or a 500.
+# A display name is kept to 200 characters like its parts (longer is no one's name).
+_TOP_TEXTS = {"sub": 255, "name": 200, "given_name": 200, "family_name": 200, "email": 320}
+_OBJECT_TEXTS = {c.CONTEXT: {"id": 255, "title": 500, "label": 255},
+                 c.RESOURCE_LINK: {"id": 255, "title": 500},
+                 c.NRPS: {"context_memberships_url": 1000},
+                 c.AGS_ENDPOINT: {"lineitems": 1000, "lineitem": 1000}}
+
+
+def _check_text(name: str, value: Any, limit: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise LaunchError(f"The id_token's {name!r} claim is not a string.", code="claim_malformed",
+                          hint="The platform sent a claim in a form LTI 1.3 does not allow.")
+    if len(value) > limit:
+        raise LaunchError(f"The id_token's {name!r} claim is {len(value)} characters long; Tally keeps at most {limit}.",
+                          code="claim_too_long", hint="The platform sent a value longer than LTI tools can expect.")
+    if "\x00" in value:
+        raise LaunchError(f"The id_token's {name!r} claim contains a NUL character.", code="claim_malformed",
+                          hint="The platform sent a claim in a form LTI 1.3 does not allow.")
+
+
+def check_claim_shapes(body: Mapping[str, Any]) -> None:
+    """Refuse claims Tally could not store as sent: objects that are not objects, texts too long."""
+    for name, limit in _TOP_TEXTS.items():
+        _check_text(name, body.get(name), limit)
+    for claim, fields in _OBJECT_TEXTS.items():
+        value = body.get(claim)
+        if value is None:
+            continue
+        short = claim.rsplit("/", 1)[-1]
+        if not isinstance(value, dict):
+            raise LaunchError(f"The id_token's {short!r} claim is not an object.", code="claim_malformed",
+                              hint="The platform sent a claim in a form LTI 1.3 does not allow.")
+        for key, limit in fields.items():
+            _check_text(f"{short}.{key}", value.get(key), limit)
+    roles = body.get(c.ROLES)
+    if roles is not None and (not isinstance(roles, list) or len(roles) > 100):
+        raise LaunchError("The id_token's 'roles' claim is not a list of roles.", code="claim_malformed",
+                          hint="The platform sent a claim in a form LTI 1.3 does not allow.")
 
 
 def validate_launch(db: Session, settings: Settings, params: Mapping[str, str], *, keys: PlatformKeys) -> Launch:

@@ -128,9 +128,15 @@ def record_refusal(db: Session, *, code: str, reason: str, claims: dict[str, Any
     aud = claims.get("aud")
     db.connection().execute(
         _INSERT_RECORD,
-        {"at": utcnow(), "outcome": "refused", "code": code, "reason": reason[:2000],
-         "issuer": str(claims.get("iss") or "")[:500],
-         "client_id": str(aud[0] if isinstance(aud, list) and aud else aud or "")[:255],
-         "deployment_id": str(claims.get("https://purl.imsglobal.org/spec/lti/claim/deployment_id") or "")[:255],
-         "sub": str(claims.get("sub") or "")[:255], "extra": {}},
+        {"at": utcnow(), "outcome": "refused", "code": _text(code, 64), "reason": _text(reason, 2000),
+         "issuer": _text(claims.get("iss"), 500),
+         "client_id": _text(aud[0] if isinstance(aud, list) and aud else aud, 255),
+         "deployment_id": _text(claims.get("https://purl.imsglobal.org/spec/lti/claim/deployment_id"), 255),
+         "sub": _text(claims.get("sub"), 255), "extra": {}},
     )
+
+
+def _text(value: Any, limit: int) -> str:
+    """A claim as sent by anyone, as text a column holds: cut to `limit`, no NUL or lone surrogate."""
+    text = str(value or "")[:limit].replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8")

@@ -25,11 +25,12 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 from math import ceil, floor
 from typing import Any, Literal, get_args
 
+from tool.decimals import parse_decimal
 from tool.schemes.errors import SchemeInvalid, problem
 from tool.schemes.scale import GERMAN, SCALES, Scale, scale_from
 
@@ -95,17 +96,8 @@ class SchemeConfig:
 
 def parse_number(value: Any) -> Decimal:
     """A JSON number, Decimal or numeric string as a finite Decimal; ValueError says why not."""
-    if isinstance(value, bool) or value is None:
-        raise ValueError("must be a number")
-    if isinstance(value, float):
-        # str() keeps what was written (0.1 → "0.1"); Decimal(0.1) would keep the binary error.
-        value = str(value)
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(value.strip() if isinstance(value, str) else value)
-    except (InvalidOperation, TypeError, ValueError):
-        raise ValueError("must be a number") from None
-    if not number.is_finite():
-        raise ValueError("must be a finite number")
+    # tool/decimals.py's grammar; the places are counted below, where the value can be named.
+    number = parse_decimal(value, places=None)
     if number.copy_abs() > NUMBER_LIMIT:  # copy_abs: no context, so a huge exponent cannot overflow
         raise ValueError(f"must be between -{NUMBER_LIMIT} and {NUMBER_LIMIT}")
     if decimal_places(number) > 10:  # 3 to 10 places are named by the checks of meaning, with the value

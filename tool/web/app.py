@@ -118,6 +118,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.config.update(SECRET_KEY=services.session_secret, TEMPLATES_AUTO_RELOAD=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keys in the order we wrote them; cheaper too
     app.extensions["tally"] = services
+    from tool.web import requests as inputs
+
+    # Issue 11: bodies capped (413 body_too_large), ids in paths within PostgreSQL's integer (else
+    # 404), no NUL or broken UTF-8 in a query or form (422): tool/web/requests.py.
+    app.config["MAX_CONTENT_LENGTH"] = inputs.MAX_BODY_BYTES
+    app.before_request(inputs.check_request)
     if settings.trusted_proxies:
         # Behind nginx: the client's address, scheme and host come from X-Forwarded-*, trusted
         # only from as many proxies as configured (a client could forge them otherwise).

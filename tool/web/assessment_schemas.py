@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainValidator, WithJsonSchema
 
+from tool.decimals import POINTS_PATTERN, DecimalRefused, parse_decimal, pattern
 from tool.ledger.rules import parse_points
-from tool.web.schemas import ApiModel, PointsValue, TypeCode
+from tool.web.schemas import ApiModel, Id, NonBlank, PointsValue, TypeCode
 
 
 def _positive_points(value: Any) -> Decimal:
@@ -22,35 +23,34 @@ def _big_points(value: Any) -> Decimal:
     # A maximum or a total may exceed one ledger entry's range (a course grade over many entries).
     from tool.ledger.rules import RuleViolation
 
-    text = str(value).strip() if not isinstance(value, Decimal) else value
     try:
-        points = Decimal(text) if not isinstance(text, Decimal) else text
-    except Exception:
-        raise RuleViolation("must be a number") from None
-    if not points.is_finite() or points <= 0 or points > Decimal("99999999.99"):
+        points = parse_decimal(value, places=2)
+    except DecimalRefused as exc:
+        raise RuleViolation(str(exc)) from None
+    if points <= 0 or points > Decimal("99999999.99"):
         raise RuleViolation("must be greater than 0 and at most 99999999.99")
-    if points != points.quantize(Decimal("0.01")):
-        raise RuleViolation("has more than two decimal places")
     return points.quantize(Decimal("0.01"))
 
 
 MaxPoints = Annotated[Decimal, PlainValidator(_big_points),
-                      WithJsonSchema({"oneOf": [{"type": "number"}, {"type": "string"}], "description": "> 0"})]
+                      WithJsonSchema({"oneOf": [{"type": "number"}, {"type": "string", "pattern": pattern(8)}],
+                                      "description": "> 0, at most 99999999.99, two decimal places at most"})]
 TaskMax = Annotated[Decimal, PlainValidator(_positive_points),
-                    WithJsonSchema({"oneOf": [{"type": "number"}, {"type": "string"}], "description": "> 0"})]
+                    WithJsonSchema({"oneOf": [{"type": "number"}, {"type": "string", "pattern": POINTS_PATTERN}],
+                                    "description": "> 0, at most 9999.99, two decimal places at most"})]
 
 
 class TaskIn(ApiModel):
     """A task of an assessment."""
 
-    title: str = Field(min_length=1, max_length=200)
+    title: NonBlank = Field(min_length=1, max_length=200)
     max_points: TaskMax
 
 
 class AssessmentCreate(ApiModel):
     """POST /api/offerings/{offeringId}/assessments"""
 
-    title: str = Field(min_length=1, max_length=200)
+    title: NonBlank = Field(min_length=1, max_length=200)
     max_points: MaxPoints
     source: Literal["tasks", "ledger"] = "tasks"
     kind: Literal["exam", "course_grade"] = "exam"
@@ -62,7 +62,7 @@ class PointsIn(ApiModel):
     """PUT /api/assessments/{id}/points/{studentId}: a total, or points per task id (null clears)."""
 
     points: PointsValue | None = None
-    tasks: dict[int, PointsValue | None] | None = None
+    tasks: dict[Id, PointsValue | None] | None = Field(default=None, max_length=100)
 
 
 class StatusIn(ApiModel):
@@ -74,8 +74,8 @@ class StatusIn(ApiModel):
 class OverrideIn(ApiModel):
     """PUT …/participations/{studentId}/override: a manual grade with a reason."""
 
-    grade: str = Field(min_length=1, max_length=20)
-    reason: str = Field(min_length=1, max_length=2000)
+    grade: NonBlank = Field(min_length=1, max_length=20)
+    reason: NonBlank = Field(min_length=1, max_length=2000)
 
 
 class SchemeIn(ApiModel):

@@ -20,6 +20,7 @@ from tool.lti.models import Person
 from tool.schemes import bands as scheme_bands
 from tool.schemes import curve, stats
 from tool.schemes.scale import scale_from
+from tool.web import privacy
 from tool.web.app import get_db
 from tool.web.assessment_schemas import (AssessmentCreate, BoundariesIn, OverrideIn, PointsIn, SchemeIn, StatusIn,
                                          TwoPointIn)
@@ -150,10 +151,17 @@ def get_assessment(assessment_id: int) -> Any:
     names = dict(db.execute(Person.__table__.select().with_only_columns(Person.id, Person.name)
                             .where(Person.id.in_([p.student_id for p in parts]))).all()) if parts else {}
     active = svc.active_scheme(db, assessment_id=a.id)
-    return jsonify(**assessment_json(a, svc.tasks_of(db, assessment_id=a.id)),
-                   activeSchemeId=active.id if active and s.is_staff else None,
-                   participations=[{**participation_json(p, tp.get(p.id)), "name": names.get(p.student_id, "")}
-                                   for p in parts])
+    return jsonify(_seen_by(s, "assessment", {
+                   **assessment_json(a, svc.tasks_of(db, assessment_id=a.id)),
+                   "activeSchemeId": active.id if active and s.is_staff else None,
+                   "participations": [_seen_by(s, "participation",
+                                            {**participation_json(p, tp.get(p.id)), "name": names.get(p.student_id, "")})
+                                   for p in parts]}))
+
+
+def _seen_by(s: SessionClaims, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` as the session may see it: whole for staff, cut to tool/web/privacy.py for a student."""
+    return data if s.is_staff else privacy.for_student(kind, data)
 
 
 def _participation(a: Assessment, student_id: int, s: SessionClaims) -> Participation:
@@ -245,11 +253,31 @@ def grade_history(assessment_id: int, student_id: int) -> Any:
         raise NotFound(f"Student {student_id} has no participation in this assessment.")
     versions = {sc.id: sc.version for sc in svc.scheme_versions(db, assessment_id=a.id)}
     return jsonify(studentId=student_id, assessmentId=a.id,
-                   events=[{**event_json(e), "schemeVersion": versions.get(e.scheme_id)}
+                   events=[_seen_by(s, "grade_event", {**event_json(e), "schemeVersion": versions.get(e.scheme_id)})
                            for e in svc.grade_history(db, participation_id=part.id)])
 
 
 # -- schemes ------------------------------------------------------------------------------------
+
+MAX_BANDS = 100  # bands of a scheme, grades of a custom scale: far above any real scale (German: 11)
+
+
+def _bounded(config: Any, field: str = "config") -> Any:
+    """Refuse a scheme config or scale whose lists are too long to be a grading scheme, before any
+    work on them (100,000 bands would otherwise cost seconds of CPU per request)."""
+    if not isinstance(config, dict):
+        return config
+    lists = [("bands", config.get("bands"))]
+    scale = config.get("scale")
+    if isinstance(scale, dict):
+        lists += [("scale.grades", scale.get("grades")), ("scale.failing", scale.get("failing"))]
+    for name, value in lists:
+        if isinstance(value, list) and len(value) > MAX_BANDS:
+            raise ValidationError(f"A scheme has at most {MAX_BANDS} bands and grades; {name} has {len(value)}.",
+                                  code="too_many_bands",
+                                  details=[{"field": f"{field}.{name}", "message": f"at most {MAX_BANDS}"}])
+    return config
+
 
 
 @bp.post("/assessments/<int:assessment_id>/schemes")
@@ -259,6 +287,7 @@ def create_scheme(assessment_id: int) -> Any:
     s = current_session()
     a = assessment_for(assessment_id, s)
     body = parse(SchemeIn, json_body())
+    _bounded(body.config)
     db = get_db()
     scheme = svc.save_scheme(db, assessment=a, raw_config=body.config, actor_id=s.person_id)
     out = scheme_json(scheme, a)
@@ -282,6 +311,7 @@ def check_scheme(assessment_id: int) -> Any:
     s = current_session()
     a = assessment_for(assessment_id, s)
     body = parse(SchemeIn, json_body())
+    _bounded(body.config)
     try:
         config = scheme_bands.parse_config(body.config, max_points=a.max_points)
     except scheme_bands.SchemeInvalid as exc:
@@ -307,6 +337,7 @@ def put_scheme(scheme_id: int) -> Any:
     s = current_session()
     scheme, a = scheme_for(scheme_id, s)
     body = parse(SchemeIn, json_body())
+    _bounded(body.config)
     db = get_db()
     saved = svc.save_scheme(db, assessment=a, raw_config=body.config, actor_id=s.person_id, draft=scheme)
     out = scheme_json(saved, a)
@@ -385,6 +416,7 @@ def _bands_json(bands: tuple[scheme_bands.Band, ...]) -> list[dict[str, str]]:
 def two_point() -> Any:
     """Every band from the passing and excellence thresholds (linear, snapped to the step)."""
     body = parse(TwoPointIn, json_body())
+    _bounded({"scale": body.scale}, "body")
     bands = curve.two_point(passing=body.passing, excellence=body.excellence, max_points=body.max_points,
                             step=body.step, scale=scale_from(body.scale), unit=body.unit)
     return jsonify(unit=body.unit, bands=_bands_json(bands))
@@ -395,6 +427,7 @@ def two_point() -> Any:
 def boundaries() -> Any:
     """Bands from one boundary per grade (manual mode), validated."""
     body = parse(BoundariesIn, json_body())
+    _bounded({"scale": body.scale}, "body")
     scale = scale_from(body.scale)
     bands = curve.from_boundaries(list(body.boundaries), scale=scale, unit=body.unit, max_points=body.max_points,
                                   step=body.step)
@@ -413,7 +446,7 @@ def my_grades() -> Any:
     for a in svc.assessments_of(db, offering_id=s.offering_id):
         part = db.query(Participation).filter_by(assessment_id=a.id, student_id=s.person_id).one_or_none()
         out.append({"assessmentId": a.id, "title": a.title, "maxPoints": money(a.max_points),
-                    "participation": participation_json(part) if part else None})
+                    "participation": privacy.for_student("participation", participation_json(part)) if part else None})
     return jsonify(grades=out)
 
 

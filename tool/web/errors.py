@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, jsonify, make_response, render_template, request
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from tool.errors import (
     ConfigError,
@@ -94,6 +94,11 @@ def register(app: Flask) -> None:
         if isinstance(exc, LaunchError):
             return render_template("launch_error.html", error=exc), status
         return render_template("error.html", status=status, code=exc.code, message=exc.message), status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge) -> Any:
+        limit = request.max_content_length or 0
+        return _answer(413, "body_too_large", f"The request body is larger than Tally accepts ({limit} bytes).")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

@@ -7,8 +7,6 @@ reaches another course (403). Bodies and errors: see tool/web/schemas.py and err
 
 from __future__ import annotations
 
-import csv
-import io
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +18,7 @@ from tool.ledger import service as ledger
 from tool.ledger.models import TYPE_CODES, GradeEntry, GradeEntryRevision
 from tool.lti.claims import Role
 from tool.lti.models import Offering, Person
+from tool.web import csv_export, privacy
 from tool.web.app import get_db
 from tool.web.auth import SessionClaims, current_session, requires_session, requires_staff
 from tool.web.requests import field_errors, json_body, parse, query_bool, query_datetime
@@ -205,7 +204,13 @@ def create_entries() -> Any:
 @requires_session
 def get_entry(entry_id: int) -> Any:
     """One entry (staff of its course, or the student it belongs to), with its ETag."""
-    return with_etag(entry_for(entry_id, current_session(), write=False))
+    s = current_session()
+    entry = entry_for(entry_id, s, write=False)
+    if s.is_staff:
+        return with_etag(entry)
+    resp = jsonify(privacy.for_student("entry", entry_json(entry)))
+    resp.headers["ETag"] = etag(entry)
+    return resp
 
 
 @bp.get("/entries/<int:entry_id>/history")
@@ -227,8 +232,11 @@ def update_entry(entry_id: int) -> Any:
     """
     s = current_session()
     body = parse(EntryUpdate, json_body())
-    entry = entry_for(entry_id, s, write=True)
     given = body.model_fields_set
+    if not given - {"version"}:
+        raise ValidationError("Send at least one field to change; an empty correction is not saved.",
+                              code="empty_update", details=[{"field": "body", "message": "no field to change"}])
+    entry = entry_for(entry_id, s, write=True)
     code = body.type_code if "type_code" in given else entry.type_code
     label = body.type_label if "type_label" in given else (entry.type_label if code == "CUSTOM" else None)
     try:
@@ -298,7 +306,8 @@ def student_offering(student_id: int, offering_id: int) -> Any:
     totals = ledger.totals_by_student(db, offering_id=offering.id, student_ids=[student_id], window=window)
     return jsonify(
         studentId=student_id, offeringId=offering.id, name=person.name,
-        entries=[entry_json(e) for e in entries], **totals_json(totals.get(student_id, ledger.Totals())),
+        entries=[entry_json(e) if s.is_staff else privacy.for_student("entry", entry_json(e)) for e in entries],
+        **totals_json(totals.get(student_id, ledger.Totals())),
     )
 
 
@@ -333,14 +342,16 @@ def group_summary(group_id: int, offering_id: int) -> Any:
 @bp.get("/groups/<int:group_id>/offerings/<int:offering_id>/summary.csv")
 @requires_staff
 def group_summary_csv(group_id: int, offering_id: int) -> Any:
-    """The summary as CSV (one row per student, a column per type code)."""
+    """The summary as CSV (one row per student, a column per type code): UTF-8 with BOM, formula
+    cells escaped; `?format=semicolon` for spreadsheets that use a decimal comma (tool/web/csv_export.py)."""
+    dialect = csv_export.dialect_of(request.args.get("format"))
     offering, rows = group_summary_rows(group_id, offering_id)
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["student_id", "name", "email", "in_roster", "total", *[c.lower() for c in TYPE_CODES], "entries"])
-    for r in rows:
-        writer.writerow([r["studentId"], r["name"], r["email"], "yes" if r["inRoster"] else "no", r["total"],
-                         *[r["breakdownByType"][c] for c in TYPE_CODES], r["entryCount"]])
-    filename = f"tally-offering-{offering.id}-summary.csv"
-    return Response(buf.getvalue(), mimetype="text/csv",
+    N = csv_export.Number
+    header = ["student_id", "name", "email", "in_roster", "total", *[c.lower() for c in TYPE_CODES], "entries"]
+    body = csv_export.render(header, ([r["studentId"], r["name"], r["email"], r["inRoster"], N(r["total"]),
+                                       *[N(r["breakdownByType"][c]) for c in TYPE_CODES], r["entryCount"]]
+                                      for r in rows), dialect=dialect)
+    suffix = "" if dialect == "comma" else f"-{dialect}"
+    filename = f"tally-offering-{offering.id}-summary{suffix}.csv"
+    return Response(body.encode("utf-8"), content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

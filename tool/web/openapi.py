@@ -20,9 +20,9 @@ from tool.web.sync_views import SCHEMAS as SYNC_SCHEMAS
 
 bp = Blueprint("openapi", __name__)
 
-MONEY = {"type": "string", "pattern": r"^-?\d+\.\d{2}$", "examples": ["12.50"]}
+MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$", "examples": ["12.50"]}
 TS = {"type": ["string", "null"], "format": "date-time"}
-NULLABLE_MONEY = {"type": ["string", "null"], "pattern": r"^-?\d+\.\d{2}$"}
+NULLABLE_MONEY = {"type": ["string", "null"], "pattern": r"^-?[0-9]+\.[0-9]{2}$"}
 BREAKDOWN = {"type": "object", "properties": {c: MONEY for c in TYPE_CODES}}
 
 RESPONSES: dict[str, Any] = {

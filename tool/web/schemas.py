@@ -11,23 +11,52 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema,
+                      model_validator)
 from pydantic.alias_generators import to_camel
 
+from tool.decimals import POINTS_PATTERN
 from tool.ledger.models import TYPE_CODES
 from tool.ledger.rules import DESCRIPTION_MAX, REASON_MAX, check_type, parse_points
+from tool.web.requests import EARLIEST, ID_MAX, LATEST
 
 PointsValue = Annotated[
     Decimal,
     PlainValidator(parse_points),
     WithJsonSchema(
-        {"oneOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d{1,4}(\.\d{1,2})?$"}],
+        {"oneOf": [{"type": "number"}, {"type": "string", "pattern": POINTS_PATTERN}],
          "description": "Points, at most two decimal places, -9999.99 to 9999.99; more decimals are refused."}
     ),
 ]
 TypeCode = Literal["SEMINAR", "EXAM", "COURSEWORK", "HOMEWORK", "OTHER", "CUSTOM"]
 assert set(TypeCode.__args__) == set(TYPE_CODES)  # type: ignore[attr-defined]
 Ref = Annotated[str, Field(min_length=1, max_length=100)]
+# Ids are PostgreSQL integers: outside 1 … 2^31-1 a body is refused (422), a path answers 404.
+Id = Annotated[int, Field(ge=1, le=ID_MAX)]
+Version = Annotated[int, Field(ge=1, le=ID_MAX)]
+
+
+def _sane(value: dt.datetime) -> dt.datetime:
+    try:
+        utc = value.astimezone(dt.timezone.utc)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year - 1}")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+# A datetime with its zone, within 1900 … 2199 (year 1 at +14:00 does not even fit a datetime in UTC).
+SaneDatetime = Annotated[AwareDatetime, AfterValidator(_sane)]
+# A reason or a grade someone must give: surrounding whitespace dropped, whitespace alone refused.
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
 class ApiModel(BaseModel):
@@ -49,15 +78,15 @@ class _TypeChecked(ApiModel):
 class EntryCreate(_TypeChecked):
     """POST /api/grades/entries"""
 
-    offering_id: int
-    student_id: int
+    offering_id: Id
+    student_id: Id
     points: PointsValue
     type_code: TypeCode
     type_label: str | None = Field(default=None, max_length=100)
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
     lesson_id: Ref | None = None
     homework_submission_id: Ref | None = None
-    graded_at: AwareDatetime | None = None
+    graded_at: SaneDatetime | None = None
 
 
 class EntryUpdate(_TypeChecked):
@@ -69,15 +98,15 @@ class EntryUpdate(_TypeChecked):
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
     lesson_id: Ref | None = None
     homework_submission_id: Ref | None = None
-    graded_at: AwareDatetime | None = None
+    graded_at: SaneDatetime | None = None
     # The version the writer read (like If-Match): a stale one is refused with 409 entry_changed.
-    version: int | None = Field(default=None, ge=1)
+    version: Version | None = None
 
 
 class BulkItem(ApiModel):
     """One student's points in a bulk request."""
 
-    student_id: int
+    student_id: Id
     points: PointsValue
     homework_submission_id: Ref | None = None
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
@@ -86,12 +115,12 @@ class BulkItem(ApiModel):
 class BulkCreate(_TypeChecked):
     """POST /api/grades/entries/bulk: one offering, one type, many students (all or nothing)."""
 
-    offering_id: int
+    offering_id: Id
     type_code: TypeCode
     type_label: str | None = Field(default=None, max_length=100)
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
     lesson_session_id: Ref | None = None
-    graded_at: AwareDatetime | None = None
+    graded_at: SaneDatetime | None = None
     items: list[dict[str, Any]] = Field(min_length=1, max_length=2000,
                                         json_schema_extra={"items": {"$ref": "#/components/schemas/BulkItem"}})
 
@@ -99,8 +128,8 @@ class BulkCreate(_TypeChecked):
 class VoidRequest(ApiModel):
     """DELETE /api/grades/entries/{id}: why the entry is voided."""
 
-    reason: str = Field(min_length=1, max_length=REASON_MAX)
-    version: int | None = Field(default=None, ge=1)  # the version the writer read, as for PUT
+    reason: NonBlank = Field(min_length=1, max_length=REASON_MAX)
+    version: Version | None = None  # the version the writer read, as for PUT
 
 
 SCHEMAS: list[type[BaseModel]] = [EntryCreate, EntryUpdate, BulkItem, BulkCreate, VoidRequest]

@@ -33,8 +33,8 @@ from tool.web.assessment_schemas import MaxPoints
 from tool.web.auth import current_session, requires_staff
 from tool.web.ledger_api import money, offering_of_course
 from tool.web.pages import LandingView
-from tool.web.requests import json_body, parse
-from tool.web.schemas import ApiModel, dt_json
+from tool.web.requests import ID_MAX, json_body, parse
+from tool.web.schemas import ApiModel, Id, dt_json
 
 bp = Blueprint("sync_views", __name__)
 
@@ -42,7 +42,7 @@ bp = Blueprint("sync_views", __name__)
 class ResendIn(ApiModel):
     """POST /api/offerings/{offeringId}/delivery/resend"""
 
-    delivery_ids: list[int] = Field(min_length=1, max_length=5000)
+    delivery_ids: list[Id] = Field(min_length=1, max_length=5000)
 
 
 class DeliverySettingsIn(ApiModel):
@@ -262,6 +262,8 @@ def page_resend(offering_id: int) -> Any:
     oid = _staff_offering(offering_id)
     try:
         ids = [int(v) for v in request.form.getlist("delivery_id")]
+        if not all(1 <= i <= ID_MAX for i in ids):
+            raise ValueError
     except ValueError:
         raise ValidationError("delivery_id must be a number.",
                               details=[{"field": "delivery_id", "message": "not a number"}]) from None
