@@ -96,3 +96,15 @@ def test_the_pages_use_the_same_grammar() -> None:
         if re.fullmatch(r"-?[0-9]*,[0-9]*", expected):
             expected = expected.replace(",", ".")
         assert normalised == expected, text
+
+
+@pytest.mark.parametrize("typed", ["1e3", "1_0", "+5", "\u0663", "Infinity"])
+def test_the_deep_linking_form_reads_its_maximum_with_the_grammar(typed: str) -> None:
+    from tool.errors import ValidationError
+    from tool.lti.deeplink import validate_choice
+
+    with pytest.raises(ValidationError) as caught:
+        validate_choice({"title": "Quiz", "score_maximum": typed, "source": "ledger_total"})
+    assert "score_maximum" in str(caught.value.details)
+    assert validate_choice({"title": "Quiz", "score_maximum": " 12,5 ", "source": "ledger_total"}).score_maximum == \
+        Decimal("12.5")

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from typing import Any, Mapping
 
 import jwt
@@ -34,6 +35,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from tool.clock import epoch, utcnow
+from tool.decimals import DecimalRefused, parse_decimal
 from tool.errors import LaunchError, SessionError, ValidationError
 from tool.lti import claims as c
 from tool.lti.claims import Role
@@ -185,18 +187,19 @@ def validate_choice(form: Mapping[str, str]) -> ItemChoice:
         problems["title"] = "Give the item a title; the LMS shows it in the course and the gradebook."
     elif len(title) > 200:
         problems["title"] = "At most 200 characters."
-    raw = (form.get("score_maximum") or "").strip().replace(",", ".")
+    raw = (form.get("score_maximum") or "").strip()
+    if re.fullmatch(r"[0-9]*,[0-9]*", raw):
+        raw = raw.replace(",", ".")  # a decimal comma, as the pages' scripts accept it
     maximum = Decimal(0)
     try:
-        maximum = Decimal(raw)
-        if not maximum.is_finite() or maximum <= 0:
+        maximum = parse_decimal(raw)  # tool/decimals.py: the grammar of every decimal Tally reads
+        if maximum <= 0:
             problems["score_maximum"] = "The maximum must be a number above 0."
         elif maximum > MAX_POINTS:
             problems["score_maximum"] = f"At most {MAX_POINTS} points."
-        elif maximum.as_tuple().exponent < -2:  # type: ignore[operator]
-            problems["score_maximum"] = "At most two decimals (e.g. 12.5)."
-    except InvalidOperation:
-        problems["score_maximum"] = "The maximum must be a number, e.g. 100 or 12.5."
+    except DecimalRefused as exc:
+        problems["score_maximum"] = ("At most two decimals (e.g. 12.5)." if "decimal places" in str(exc)
+                                     else "The maximum must be a number, e.g. 100 or 12.5.")
     source = form.get("source") or ""
     if source not in SOURCES:
         problems["source"] = "Choose where the grade comes from."

@@ -138,7 +138,9 @@ ERRORS = {str(code): _json("Error", text) for code, text in (
     (404, "Not found"), (409, "The entry is voided (entry_voided), changed since the version sent (entry_changed: "
                               "details.current is the entry as it is now), or another request changed the same data "
                               "at the same moment (conflict)"),
-    (422, "Invalid fields; details list each"),
+    (413, "The request body is over 1 MiB (body_too_large)"),
+    (422, "Invalid fields; details list each (validation_error). Also invalid_json, invalid_encoding (not UTF-8), "
+          "invalid_text (a NUL byte or lone surrogate), empty_update, too_many_bands"),
     (503, "The database is busy or restarting (database_unavailable): nothing was saved; try again after "
           "Retry-After seconds"),
 )}
@@ -154,7 +156,9 @@ def _entry(description: str = "OK") -> dict[str, Any]:
 
 
 def _param(name: str, where: str = "path", schema: dict[str, Any] | None = None, description: str = "") -> dict[str, Any]:
-    return {"name": name, "in": where, "required": where == "path", "schema": schema or {"type": "integer"},
+    # Ids are PostgreSQL integers: outside 1 … 2147483647 a path names nothing (404).
+    return {"name": name, "in": where, "required": where == "path",
+            "schema": schema or {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
             "description": description}
 
 
@@ -197,7 +201,12 @@ def _paths() -> dict[str, Any]:
             "parameters": [_param("groupId", description="the course id"), _param("offeringId"), *WINDOW],
             "responses": {"200": _json("GroupSummary"), **ERRORS}}},
         "/api/grades/groups/{groupId}/offerings/{offeringId}/summary.csv": {"get": {
-            "summary": "The summary as CSV", "parameters": [_param("groupId"), _param("offeringId"), *WINDOW],
+            "summary": "The summary as CSV: UTF-8 with BOM; a cell starting with = + - @ tab or CR gets a leading "
+                       "' (formula injection)",
+            "parameters": [_param("groupId"), _param("offeringId"), *WINDOW,
+                           _param("format", "query", {"type": "string", "enum": ["comma", "semicolon"], "default": "comma"},
+                                  "comma: ',' and a decimal point; semicolon: ';' and a decimal comma (Excel in "
+                                  "German, French… locales)")],
             "responses": {"200": {"description": "CSV", "content": {"text/csv": {}}}, **ERRORS}}},
         **_assessment_paths(),
         **_delivery_paths(),
