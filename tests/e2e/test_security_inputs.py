@@ -174,6 +174,12 @@ def test_nul_in_a_query_parameter_is_422(klass: Class) -> None:
     refused(r, 422)
 
 
+@pytest.mark.parametrize("data", [b"[" * 100_000 + b"]" * 100_000, b'{"a": ' * 50_000 + b"1" + b"}" * 50_000,
+                                  b'{"description\\u0000": 1}', b'{"points": 1' + b"0" * 5000 + b"}"])
+def test_deep_nesting_nul_keys_and_huge_integers_are_422(klass: Class, data: bytes) -> None:
+    refused(klass.raw("POST", "/api/grades/entries", data), 422)
+
+
 def test_invalid_utf8_is_422_not_replaced(klass: Class) -> None:
     data = json.dumps(klass.entry_body(description="caf\u00e9"), ensure_ascii=False).encode().replace(b"\xc3\xa9", b"\xe9")
     refused(klass.raw("POST", "/api/grades/entries", data), 422, "invalid_encoding")
