@@ -301,6 +301,10 @@ def _context_id(value: str) -> Any:
     ("resource_link_string", _set(LTI + "resource_link", "rl")),
     ("nul_in_name", _set("name", "a\x00b")),
     ("long_deployment", _set(LTI + "deployment_id", "d" * 300)),
+    ("presentation_string", _set(LTI + "launch_presentation", "iframe")),
+    ("nrps_string", _set("https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice", "x")),
+    ("long_lineitems_url", _set("https://purl.imsglobal.org/spec/lti-ags/claim/endpoint",
+                                {"scope": [], "lineitems": "http://lms.example/" + "x" * 1000})),
 ])
 def test_unusual_launch_claims_are_refused_and_recorded(moodle: Stack, case: str, mutate: Any) -> None:
     result = moodle.crafted_launch(mutate)

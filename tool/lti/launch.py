@@ -383,7 +383,8 @@ _TOP_TEXTS = {"sub": 255, "name": 200, "given_name": 200, "family_name": 200, "e
 _OBJECT_TEXTS = {c.CONTEXT: {"id": 255, "title": 500, "label": 255},
                  c.RESOURCE_LINK: {"id": 255, "title": 500},
                  c.NRPS: {"context_memberships_url": 1000},
-                 c.AGS_ENDPOINT: {"lineitems": 1000, "lineitem": 1000}}
+                 c.LAUNCH_PRESENTATION: {}}
+_OPTIONAL_OBJECT_TEXTS = {c.AGS_ENDPOINT: {"lineitems": 1000, "lineitem": 1000}}  # ignored when not an object
 
 
 def _check_text(name: str, value: Any, limit: int) -> None:
@@ -414,6 +415,12 @@ def check_claim_shapes(body: Mapping[str, Any]) -> None:
                               hint="The platform sent a claim in a form LTI 1.3 does not allow.")
         for key, limit in fields.items():
             _check_text(f"{short}.{key}", value.get(key), limit)
+    for claim, fields in _OPTIONAL_OBJECT_TEXTS.items():
+        value = body.get(claim)
+        if isinstance(value, dict):
+            for key, limit in fields.items():
+                if isinstance(value.get(key), str):
+                    _check_text(f"{claim.rsplit('/', 1)[-1]}.{key}", value[key], limit)
     roles = body.get(c.ROLES)
     if roles is not None and (not isinstance(roles, list) or len(roles) > 100):
         raise LaunchError("The id_token's 'roles' claim is not a list of roles.", code="claim_malformed",
