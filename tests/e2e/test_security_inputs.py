@@ -172,6 +172,11 @@ def test_nul_in_a_query_parameter_is_422(klass: Class) -> None:
     refused(r, 422)
     r = klass.call("GET", f"/api/grades/groups/{klass.course_id}/offerings/{klass.offering_id}/summary?from=2026%00")
     refused(r, 422)
+    r = klass.call("DELETE", f"/api/grades/entries/{klass.entry['id']}?reason=caf%E9", None)  # Latin-1, not UTF-8
+    refused(r, 422, "invalid_text")
+    assert klass.call("GET", f"/api/grades/entries/{klass.entry['id']}").json()["status"] == "ACTIVE"
+    r = klass.call("DELETE", f"/api/grades/entries/{klass.entry['id']}?reason=caf%C3%A9%20%EF%BF%BD", None)
+    assert r.status_code == 200 and r.json()["voidReason"] == "caf\u00e9 \ufffd"  # valid UTF-8 passes, even U+FFFD
 
 
 @pytest.mark.parametrize("data", [b"[" * 100_000 + b"]" * 100_000, b'{"a": ' * 50_000 + b"1" + b"}" * 50_000,

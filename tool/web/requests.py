@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
+from urllib.parse import unquote_to_bytes
 from typing import Any, TypeVar
 
 import pydantic
@@ -96,28 +97,23 @@ def check_request() -> None:
     for name, value in (request.view_args or {}).items():
         if isinstance(value, int) and not 1 <= value <= ID_MAX:
             raise NotFound(f"There is no {name.removesuffix('_id').replace('_', ' ')} {value}.")
+    raw: list[tuple[str, bytes]] = [("query", request.query_string)]
     sources: list[tuple[str, Any]] = [("query", request.args)]
-    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    if request.mimetype == "application/x-www-form-urlencoded":
+        raw.append(("form", request.get_data(cache=True)))  # capped like any body; the form parses the cache
         sources.append(("form", request.form))
+    for source, data in raw:
+        try:
+            unquote_to_bytes(data.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError(f"The {source} is not valid UTF-8.", code="invalid_text",
+                                  details=[{"field": source, "message": "not valid UTF-8"}]) from None
     for source, values in sources:
         for key, value in values.items(multi=True):
             why = bad_text(key) or bad_text(value)
-            if why is None and ("\ufffd" in key or "\ufffd" in value) and _raw_invalid(source):
-                why = "is not valid UTF-8"
             if why:
                 raise ValidationError(f"The {source} parameter {key[:40]!r} {why}.", code="invalid_text",
                                       details=[{"field": key[:40], "message": why}])
-
-
-def _raw_invalid(source: str) -> bool:
-    from urllib.parse import unquote_to_bytes
-
-    raw = request.query_string if source == "query" else request.get_data(cache=True)
-    try:
-        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
 
 
 def sane_datetime(value: dt.datetime, name: str) -> dt.datetime:
