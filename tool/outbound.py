@@ -38,7 +38,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util import connection as u3connection
 
 from tool.metrics import MeasuredAdapter
@@ -69,10 +69,14 @@ class Unreachable(OutboundError, requests.exceptions.ConnectionError):
     """No usable answer: refused, reset, DNS, TLS; deliberately one kind."""
 
 
-class DeadlineExceeded(OutboundError, requests.exceptions.Timeout):
-    """The whole exchange took longer than the total deadline."""
+class TimedOut(OutboundError, requests.exceptions.Timeout):
+    """The server stopped answering for longer than the read timeout."""
 
     public = PUBLIC_TOO_SLOW
+
+
+class DeadlineExceeded(TimedOut):
+    """The whole exchange took longer than the total deadline."""
 
 
 class ResponseTooLarge(OutboundError):
@@ -447,6 +451,8 @@ def _send_once(http: requests.Session, method: str, url: str, headers: Mapping[s
             raise DeadlineExceeded(f"{url} took longer than the total deadline") from exc
         if lim.tripped == "size":
             raise ResponseTooLarge(f"{url} answered more than {lim.max_bytes} bytes") from exc
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            raise TimedOut(f"{url} did not answer in time: {exc}") from exc
         raise Unreachable(f"{url}: {exc}") from exc
     if resp.is_redirect:
         return resp
@@ -471,6 +477,8 @@ def _send_once(http: requests.Session, method: str, url: str, headers: Mapping[s
             raise DeadlineExceeded(f"{url} took longer than the total deadline") from exc
         if lim.tripped == "size":
             raise ResponseTooLarge(f"{url} answered more than {lim.max_bytes} bytes") from exc
+        if any(isinstance(arg, ReadTimeoutError) for arg in exc.args):  # requests wraps it in a ConnectionError
+            raise TimedOut(f"{url} did not answer in time: {exc}") from exc
         raise Unreachable(f"{url}: {exc}") from exc
     resp._content = b"".join(chunks)  # what requests' .content would hold
     resp._content_consumed = True  # type: ignore[attr-defined]
@@ -509,5 +517,5 @@ def describe(exc: BaseException) -> str:
 
 __all__: Iterable[str] = (
     "CrossHostRedirect", "DeadlineExceeded", "DestinationRefused", "GuardedAdapter", "Limits", "OutboundError",
-    "Policy", "ResponseTooLarge", "Unreachable", "describe", "fetch", "is_public_address", "limits", "same_host",
+    "Policy", "ResponseTooLarge", "TimedOut", "Unreachable", "describe", "fetch", "is_public_address", "limits", "same_host",
 )
