@@ -367,3 +367,44 @@ def test_other_schemes_are_refused() -> None:
     for url in ("file:///etc/passwd", "gopher://127.0.0.1:6379/_", "ftp://lms.example/"):
         with pytest.raises(requests.RequestException):
             fetch(session(), "GET", url)
+
+
+def test_https_is_guarded_too(servers: Any, tmp_path: Any) -> None:
+    """Over TLS the certificate is checked against the URL's name while the socket goes to the
+    checked address, and the total deadline still cuts a trickle."""
+    import ssl
+
+    from tests.e2e.test_deploy_tls import self_signed
+
+    cert, key = self_signed(tmp_path)
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        if h.path == "/slow":
+            h.send_response(200)
+            h.send_header("Content-Length", "100")
+            h.end_headers()
+            try:
+                for _ in range(100):
+                    if lms.stop.wait(0.1):
+                        return
+                    h.wfile.write(b" ")
+                    h.wfile.flush()
+                lms.finished.set()
+            except OSError:
+                pass
+        else:
+            answer(h)
+
+    lms = servers(handle)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    lms.server.socket = context.wrap_socket(lms.server.socket, server_side=True)
+    http = session(outbound_allowed_hosts=("127.0.0.1",), http_timeout_seconds=5.0)
+    http.verify = str(cert)
+    base = f"https://localhost:{lms.port}"
+    assert fetch(http, "GET", base + "/").json() == {"ok": True}
+    with pytest.raises(DeadlineExceeded):
+        fetch(http, "GET", base + "/slow", deadline_seconds=1.0)
+    assert not lms.finished.is_set()
+    with pytest.raises(DestinationRefused):
+        fetch(session(), "GET", base + "/")
