@@ -64,7 +64,8 @@ MAX_ANSWER_BYTES = 1_000_000
 # Words platforms answer that Tally shows as they are (never anything else of a fetched body).
 KNOWN_WORDS = ("token_already_used", "missing_registration_token", "invalid_registration_token",
                "domain_targetlinkuri_mismatch", "missing_domain", "invalid_client_metadata", "invalid_redirect_uri",
-               "Expired token", "invalid_token", "unauthorized_client", "access_denied")
+               "Expired token", "Signature verification failed", "missing required attribute", "invalid_token",
+               "unauthorized_client", "access_denied")
 
 
 class DynamicRegistrationError(ToolError):
