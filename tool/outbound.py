@@ -104,11 +104,16 @@ def _system_resolver(host: str, port: int) -> list[str]:
     return seen
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """True for an address on the internet: not loopback, private, link-local (metadata), shared,
     multicast, reserved or unspecified; an IPv4-mapped/6to4/Teredo IPv6 address counts as its IPv4."""
     if isinstance(address, ipaddress.IPv6Address):
         inner = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+        if inner is None and address in _NAT64:  # 64:ff9b::a.b.c.d reaches a.b.c.d through the gateway
+            inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if inner is not None:
             return is_public_address(inner)
     return bool(address.is_global) and not (address.is_multicast or address.is_reserved or address.is_link_local)

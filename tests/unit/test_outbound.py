@@ -357,6 +357,8 @@ def test_public_addresses_and_same_host() -> None:
     assert is_public_address(ipaddress.ip_address("93.184.216.34"))
     assert not is_public_address(ipaddress.ip_address("::ffff:10.0.0.1"))
     assert not is_public_address(ipaddress.ip_address("2002:7f00:1::1"))  # 6to4 of 127.0.0.1
+    assert not is_public_address(ipaddress.ip_address("64:ff9b::a9fe:a9fe"))  # NAT64 of 169.254.169.254
+    assert is_public_address(ipaddress.ip_address("64:ff9b::5db8:d822"))
     assert same_host("https://moodle.example.edu/mod/lti/x", "https://moodle.example.edu")
     assert same_host("https://MOODLE.example.edu:443/r", "https://moodle.example.edu")
     assert not same_host("https://moodle.example.edu:8443/r", "https://moodle.example.edu")
