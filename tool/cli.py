@@ -2,7 +2,7 @@
 
     db upgrade | current              apply / show schema migrations
     keys generate | rotate | list | prune | import | export
-    platforms add | list | remove | activate | disable | instructions
+    platforms add | list | remove | activate | disable | instructions | invite
     admin hash-password               a hash for the admin console's local password
     run                               tool + sandbox LMS on loopback (the embedded default)
     worker [--once]                   deliver scores and run maintenance until Ctrl-C (production: one or more)
@@ -180,6 +180,8 @@ def cmd_platforms(args: argparse.Namespace) -> int:
 
         print(instructions_text(settings))
         return 0
+    if args.action == "invite":
+        return _invite(settings, args)
     with _session(settings) as db:
         if args.action == "add":
             reg = registry.add_registration(
@@ -215,6 +217,28 @@ def cmd_platforms(args: argparse.Namespace) -> int:
                       f"  jwks          {reg.key_set_url}\n  source        {reg.source}")
                 for d in reg.deployments:
                     print(f"  deployment    {d.deployment_id} ({d.status})")
+    return 0
+
+
+def _invite(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a one-time Dynamic Registration URL (tool/lti/invitations.py)."""
+    from tool.lti import invitations
+
+    seconds = invitations.parse_expiry(args.expires) if args.expires else settings.invitation_ttl_seconds
+    with _session(settings) as db:
+        made = invitations.create_invitation(db, settings, name=args.name or "", expires_in_seconds=seconds,
+                                             created_by="cli")
+        db.commit()
+    event(log, "invitation.created", invitation_id=made.id, invitation_name=made.name, expires_at=made.expires_at.isoformat(),
+          by="cli")
+    print("Paste this registration URL into the LMS (Moodle: Manage tools → Tool URL… → Add LTI Advantage;")
+    print("Canvas: Developer Keys → + Developer Key → + LTI Registration). It registers one platform, once:")
+    print()
+    print(f"  {made.url}")
+    print()
+    named = f" as {made.name!r}" if made.name else ""
+    print(f"Valid for {invitations.describe_lifetime(seconds)}{named} (expires {made.expires_at:%Y-%m-%d %H:%M} UTC). "
+          "Tally keeps only a fingerprint: this is the only copy.")
     return 0
 
 
@@ -492,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", help="a name for people (e.g. 'University Moodle')")
     psub.add_parser("list", help="list registrations and their deployments")
     psub.add_parser("instructions", help="what to type into Moodle and Canvas to register Tally by hand")
+    invite = psub.add_parser("invite", help="print a one-time Dynamic Registration URL to paste into the LMS")
+    invite.add_argument("--name", help="the registration's name (default: what the LMS calls itself)")
+    invite.add_argument("--expires", help="how long it stays valid: 90m, 12h, 7d (default), 2w, or a date-time")
     for name in ("remove",):
         r = psub.add_parser(name, help="delete a registration and everything launched through it")
         r.add_argument("--issuer", required=True)

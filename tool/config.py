@@ -126,6 +126,18 @@ class Settings(BaseModel):
     production_allow_sandbox: bool = False
     production_allow_plain_admin_password: bool = False
     production_allow_generated_secret: bool = False
+    # Dynamic Registration without an invitation (anyone may start one): development and the
+    # sandbox only; production refuses to start with it (tool/ops/guards.py).
+    dynamic_registration_open: bool = False
+    # URLs others supply (OpenID configuration, registration endpoint, JWKS, token, AGS, NRPS) are
+    # fetched through tool/outbound.py: never to loopback, private, link-local or reserved
+    # addresses unless listed here (a host, host:port, a network like 10.0.0.0/8, or "sandbox");
+    # one total deadline per request and a cap on the bytes read.
+    outbound_allowed_hosts: tuple[str, ...] = ()
+    outbound_deadline_seconds: float = Field(default=30.0, gt=0, le=600)
+    outbound_max_bytes: int = Field(default=10_000_000, ge=1024, le=1_000_000_000)
+    # How long an invitation from `platforms invite` or the console's button stays valid (default).
+    invitation_ttl_seconds: int = Field(default=7 * 86400, ge=60, le=90 * 86400)
     sandbox_enabled: bool = True
     sandbox_port: int = Field(default=8001, ge=1, le=65535)
     sandbox_mode: Literal["moodle", "canvas"] = "moodle"
@@ -160,6 +172,14 @@ class Settings(BaseModel):
 
         for v in value:
             ipaddress.ip_network(v, strict=False)
+        return value
+
+    @field_validator("outbound_allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: Any) -> Any:
+        # TOOL_OUTBOUND_ALLOWED_HOSTS="moodle.internal, 10.0.0.0/8": a comma-separated list.
+        if isinstance(value, str):
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
         return value
 
     @field_validator("public_base_url")

@@ -115,7 +115,9 @@ def deployed(clean_db: Engine, database_url: str, keys_dir: Path, tmp_path: Path
     nginx_port, gunicorn_port, sandbox_port = reserve_port(), reserve_port(), reserve_port()
     public = f"https://127.0.0.1:{nginx_port}"
     cert, key = self_signed(tmp_path)
-    env = tool_env(database_url, tmp_path, public=public, port=gunicorn_port)
+    # Production refuses loopback platforms (tool/outbound.py): the sandbox stands in for a public LMS.
+    env = tool_env(database_url, tmp_path, public=public, port=gunicorn_port,
+                   TOOL_OUTBOUND_ALLOWED_HOSTS=f"127.0.0.1:{sandbox_port}")
     keys = subprocess.run([sys.executable, "-m", "tool", "keys", "generate"], env=env, cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=60)
     assert keys.returncode == 0, keys.stderr

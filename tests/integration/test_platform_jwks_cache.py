@@ -44,7 +44,11 @@ def platform() -> Iterator[FakePlatformJwks]:
 
 
 def keys_for(**kw: float) -> PlatformKeys:
-    return PlatformKeys(http=requests.Session(), **kw)  # type: ignore[arg-type]
+    from tool.ags.http import make_session
+    from tests.conftest import make_settings
+
+    # Platform JWKS are fetched through the guarded session (tool/outbound.py); loopback is allowed in tests.
+    return PlatformKeys(http=make_session(make_settings("sqlite:///unused.db", "keys")), **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

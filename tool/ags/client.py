@@ -48,6 +48,7 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tool import outbound
 from tool.ags import lineitems as li
 from tool.ags.http import (
     AgsRefused,
@@ -362,7 +363,8 @@ class AgsClient:
             headers["Content-Type"] = content_type
         try:
             with self.slots.slot((reg.issuer, reg.client_id)):
-                return self.http.request(method, url, headers=headers, data=data, timeout=self.timeouts)
+                # Guarded (tool/outbound.py): the URLs come from launches and platform answers.
+                return outbound.fetch(self.http, method, url, headers=headers, data=data, timeout=self.timeouts)
         except requests.Timeout as exc:
             raise AgsUnavailable(f"The LMS did not answer in time: {exc}", words=str(exc)) from exc
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,

@@ -27,7 +27,6 @@ import tool
 from tool.clock import epoch
 from tool.config import Settings
 from tool.errors import ToolError
-from tool.metrics import MeasuredAdapter
 
 # Canvas's throttle answers 403 "403 Forbidden (Rate Limit Exceeded)", with no Retry-After
 # (app/middleware/request_throttle.rb); other platforms answer 429.
@@ -85,7 +84,11 @@ def make_session(settings: Settings, *, pool_size: int | None = None) -> request
     # Without pool_maxsize >= the cap, urllib3 opens extra connections and throws them away
     # after one request ("Connection pool is full, discarding connection").
     size = pool_size or max(10, settings.ags_concurrency)
-    adapter = MeasuredAdapter(pool_connections=20, pool_maxsize=size)  # every platform call timed and counted
+    # Every platform call timed and counted (MeasuredAdapter), and guarded (tool/outbound.py):
+    # checked addresses only, one total deadline, a size cap.
+    from tool.outbound import GuardedAdapter, Policy
+
+    adapter = GuardedAdapter(Policy.from_settings(settings), pool_connections=20, pool_maxsize=size)
     http.mount("http://", adapter)
     http.mount("https://", adapter)
     return http

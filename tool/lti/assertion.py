@@ -14,6 +14,7 @@ from typing import Iterable
 
 import requests
 
+from tool import outbound
 from tool.ags.http import platform_words
 from tool.clock import epoch
 from tool.errors import ToolError
@@ -79,7 +80,7 @@ def request_access_token(
     data = token_request_form(keys, client_id=client_id, token_url=token_url, audience=audience, scopes=scopes)
     platform = platform_label(token_url)
     try:
-        resp = http.post(token_url, data=data, timeout=timeout, headers={"Accept": "application/json"})
+        resp = outbound.fetch(http, "POST", token_url, data=data, timeout=timeout, headers={"Accept": "application/json"})
     except requests.RequestException as exc:
         TOKEN_FETCHES.labels(platform, "unreachable").inc()
         event(log, "token.unreachable", level=logging.WARNING, platform=platform, token_url=token_url, error=str(exc))

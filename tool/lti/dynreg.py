@@ -13,9 +13,12 @@ LTI Dynamic Registration 1.0 (https://www.imsglobal.org/spec/lti-dr/v1p0), tool 
    its deployment appears with the first launch after the admin installs the app).
 4. The page tells the LMS it is done: `postMessage({subject: "org.imsglobal.lti.close"})`.
 
-Every failure is a `DynamicRegistrationError` carrying the platform's status and body
-verbatim and a hint at the cause. The platform is never called inside a database
-transaction: fetch and POST first, then write.
+Every failure is a `DynamicRegistrationError` carrying the platform's status, a short word
+from a fixed list when the platform's answer contains one (`token_already_used`, …) and a hint
+at the cause; never the fetched body (the caller may be anyone: the URLs come from the browser).
+Both URLs are fetched through tool/outbound.py (checked addresses, one total deadline, a size
+cap), and the registration endpoint must be on the issuer's host. The platform is never called
+inside a database transaction: fetch and POST first, then write.
 
 Also here, because they describe the same tool to the same admins: the Canvas developer-key
 JSON (`canvas_developer_key`) and the values to type into Moodle or Canvas by hand
@@ -31,6 +34,8 @@ from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy.orm import Session
+
+from tool import outbound
 
 from tool.config import Settings
 from tool.errors import ToolError
@@ -54,7 +59,13 @@ RESOURCE_LINK_LABEL = "Tally"
 DEEP_LINK_LABEL = "Add a graded Tally item"
 CANVAS_RESOURCE_PLACEMENTS = ("course_navigation",)
 CANVAS_DEEP_LINK_PLACEMENTS = ("link_selection", "assignment_selection")
-_MAX_BODY = 4000
+# A platform configuration or registration answer is a few kB (Canvas's is the largest, ~10 kB).
+MAX_ANSWER_BYTES = 1_000_000
+# Words platforms answer that Tally shows as they are (never anything else of a fetched body).
+KNOWN_WORDS = ("token_already_used", "missing_registration_token", "invalid_registration_token",
+               "domain_targetlinkuri_mismatch", "missing_domain", "invalid_client_metadata", "invalid_redirect_uri",
+               "Expired token", "Signature verification failed", "missing required attribute", "invalid_token",
+               "unauthorized_client", "access_denied")
 
 
 class DynamicRegistrationError(ToolError):
@@ -63,11 +74,32 @@ class DynamicRegistrationError(ToolError):
     code = "dynamic_registration_failed"
 
     def __init__(self, message: str, *, code: str | None = None, hint: str = "", platform_status: int | None = None,
-                 platform_body: str | None = None, details: Any = None) -> None:
+                 platform_words: str = "", http_status: int | None = None, details: Any = None) -> None:
         super().__init__(message, code=code, details=details)
         self.hint = hint
         self.platform_status = platform_status
-        self.platform_body = platform_body
+        self.platform_words = platform_words  # one of KNOWN_WORDS, or ""
+        # 502 when the platform failed or could not be read; None: the usual status of the error.
+        self.http_status = http_status
+
+
+def known_words(text: str) -> str:
+    """The first of KNOWN_WORDS in a platform's answer (the only part of it anyone is shown)."""
+    lowered = (text or "")[:20000].lower()
+    for word in KNOWN_WORDS:
+        if word.lower() in lowered:
+            return word
+    return ""
+
+
+def _fetch_failed(what: str, url: str, exc: requests.RequestException, code: str) -> DynamicRegistrationError:
+    """A fetch that brought no answer: the same words for refused, reset, DNS, blocked (no port scan)."""
+    return DynamicRegistrationError(
+        f"Tally could not read {what} at {url}: it {outbound.describe(exc)}.", code=code, http_status=502,
+        hint="Tally must reach the LMS over the network, and reads only public addresses unless its administrator "
+        "allows another (outbound_allowed_hosts). Start the registration again from the LMS; if it keeps failing, "
+        "register Tally by hand.",
+    )
 
 
 # -- the tool as platforms see it ---------------------------------------------------------
@@ -189,6 +221,12 @@ def parse_platform_configuration(url: str, body: Any) -> PlatformConfiguration:
             hint="The issuer must be on the host that serves the configuration (LTI Dynamic Registration §3.5.1). "
             "If the LMS's site URL changed, fix it in the LMS; otherwise this link did not come from that LMS.",
         )
+    if not outbound.same_host(str(body["registration_endpoint"]), issuer):
+        raise DynamicRegistrationError(
+            f"The configuration at {url} names a registration endpoint on another host than its issuer.",
+            code="registration_endpoint_mismatch",
+            hint="The LMS's registration endpoint must be on the issuer's host; this link did not come from that LMS.",
+        )
     methods = body.get("token_endpoint_auth_methods_supported")
     if isinstance(methods, list) and methods and "private_key_jwt" not in methods:
         raise DynamicRegistrationError(
@@ -209,6 +247,10 @@ def parse_platform_configuration(url: str, body: Any) -> PlatformConfiguration:
     )
 
 
+def _timeouts(settings: Settings) -> tuple[float, float]:
+    return (settings.http_connect_timeout_seconds, settings.http_timeout_seconds)
+
+
 def fetch_platform_configuration(http: requests.Session, settings: Settings, url: str,
                                  registration_token: str) -> PlatformConfiguration:
     """GET the platform's OpenID configuration (Canvas wants the registration token on it too)."""
@@ -217,18 +259,16 @@ def fetch_platform_configuration(http: requests.Session, settings: Settings, url
     if registration_token:
         headers["Authorization"] = f"Bearer {registration_token}"
     try:
-        resp = http.get(url, headers=headers, timeout=settings.http_timeout_seconds, allow_redirects=False)
+        resp = outbound.fetch(http, "GET", url, headers=headers, timeout=_timeouts(settings), follow_redirects=0,
+                              max_bytes=min(MAX_ANSWER_BYTES, settings.outbound_max_bytes))
     except requests.RequestException as exc:
-        raise DynamicRegistrationError(
-            f"Could not reach the platform's OpenID configuration at {url}: {exc}",
-            code="openid_configuration_unreachable",
-            hint="Tally must reach the LMS over the network (proxy, firewall, DNS).",
-        ) from exc
+        raise _fetch_failed("the platform's OpenID configuration", url, exc, "openid_configuration_unreachable") from exc
     if resp.status_code != 200:
+        words = known_words(resp.text)
         raise DynamicRegistrationError(
-            f"The platform answered {resp.status_code} {resp.reason} for its OpenID configuration.",
-            code="openid_configuration_unavailable", platform_status=resp.status_code,
-            platform_body=resp.text[:_MAX_BODY], hint=refusal_hint(resp.status_code, resp.text),
+            f"The platform answered {resp.status_code} for its OpenID configuration.",
+            code="openid_configuration_unavailable", platform_status=resp.status_code, platform_words=words,
+            hint=refusal_hint(resp.status_code, resp.text), http_status=502 if resp.status_code >= 500 else None,
         )
     try:
         body = resp.json()
@@ -307,20 +347,19 @@ def post_client_registration(http: requests.Session, settings: Settings, platfor
     if registration_token:
         headers["Authorization"] = f"Bearer {registration_token}"
     try:
-        resp = http.post(platform.registration_endpoint, data=json.dumps(payload), headers=headers,
-                         timeout=settings.http_timeout_seconds, allow_redirects=False)
+        resp = outbound.fetch(http, "POST", platform.registration_endpoint, data=json.dumps(payload), headers=headers,
+                              timeout=_timeouts(settings), follow_redirects=0,
+                              max_bytes=min(MAX_ANSWER_BYTES, settings.outbound_max_bytes))
     except requests.RequestException as exc:
-        raise DynamicRegistrationError(
-            f"Could not reach the platform's registration endpoint {platform.registration_endpoint}: {exc}",
-            code="registration_unreachable", hint="Tally must reach the LMS over the network; try again.",
-        ) from exc
+        raise _fetch_failed("the platform's registration endpoint", platform.registration_endpoint, exc,
+                            "registration_unreachable") from exc
     if resp.status_code not in (200, 201):
-        # Moodle answers plain words (token_already_used, domain_targetlinkuri_mismatch, …);
-        # Canvas a JSON body. Either way the admin sees them as sent.
+        # Moodle answers plain words (token_already_used, domain_targetlinkuri_mismatch, …),
+        # Canvas a JSON body: the admin sees the status, a known word and a hint; the log the rest.
         raise DynamicRegistrationError(
-            f"The platform refused the registration: {resp.status_code} {resp.reason}.",
-            code="registration_refused", platform_status=resp.status_code,
-            platform_body=resp.text[:_MAX_BODY], hint=refusal_hint(resp.status_code, resp.text),
+            f"The platform refused the registration: {resp.status_code}.",
+            code="registration_refused", platform_status=resp.status_code, platform_words=known_words(resp.text),
+            hint=refusal_hint(resp.status_code, resp.text), http_status=502 if resp.status_code >= 500 else None,
         )
     try:
         answer = resp.json()
@@ -330,7 +369,6 @@ def post_client_registration(http: requests.Session, settings: Settings, platfor
         raise DynamicRegistrationError(
             "The platform accepted the registration but its answer names no client_id.",
             code="registration_answer_invalid", platform_status=resp.status_code,
-            platform_body=resp.text[:_MAX_BODY],
             hint="Look for the new tool in the LMS and register its values by hand (admin page /admin/register).",
         )
     return answer
@@ -351,7 +389,7 @@ class RegistrationOutcome:
 
 
 def store_registration(db: Session, settings: Settings, platform: PlatformConfiguration,
-                       answer: Mapping[str, Any]) -> RegistrationOutcome:
+                       answer: Mapping[str, Any], *, name: str = "") -> RegistrationOutcome:
     """Store the registration and the deployment the platform answered (never commits)."""
     client_id = str(answer["client_id"])
     tool_conf = answer.get(TOOL_CONFIGURATION) if isinstance(answer.get(TOOL_CONFIGURATION), dict) else {}
@@ -360,7 +398,7 @@ def store_registration(db: Session, settings: Settings, platform: PlatformConfig
     reg = add_registration(
         db, issuer=platform.issuer, client_id=client_id, auth_login_url=platform.authorization_endpoint,
         auth_token_url=platform.token_endpoint, key_set_url=platform.jwks_uri,
-        auth_audience=platform.authorization_server, name=platform.display_name, source="dynamic",
+        auth_audience=platform.authorization_server, name=name or platform.display_name, source="dynamic",
     )
     status = None
     if deployment_id is not None:
@@ -376,7 +414,7 @@ def store_registration(db: Session, settings: Settings, platform: PlatformConfig
 
 
 def register_dynamically(db: Session, settings: Settings, http: requests.Session, *, openid_configuration: str,
-                         registration_token: str) -> RegistrationOutcome:
+                         registration_token: str, name: str = "") -> RegistrationOutcome:
     """The whole tool side of Dynamic Registration: fetch, check, POST, store (never commits)."""
     if settings.dynamic_registration == "off":
         raise DynamicRegistrationError(
@@ -386,7 +424,7 @@ def register_dynamically(db: Session, settings: Settings, http: requests.Session
     platform = fetch_platform_configuration(http, settings, openid_configuration, registration_token)
     answer = post_client_registration(http, settings, platform, registration_token,
                                       client_registration(settings, platform))
-    return store_registration(db, settings, platform, answer)
+    return store_registration(db, settings, platform, answer, name=name)
 
 
 # -- Canvas developer key JSON ---------------------------------------------------------------

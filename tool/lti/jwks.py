@@ -20,6 +20,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 
+from tool import outbound
 from tool.errors import LaunchError
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*(\d+)", re.I)
@@ -67,12 +68,17 @@ class PlatformKeys:
     def _fetch(self, url: str) -> _Entry:
         self.fetches += 1
         try:
-            resp = self.http.get(url, timeout=self.timeout, headers={"Accept": "application/json"})
+            # The key set URL came with a registration: fetched through the guard (tool/outbound.py).
+            resp = outbound.fetch(self.http, "GET", url, timeout=self.timeout, headers={"Accept": "application/json"})
             resp.raise_for_status()
             body = resp.json()
         except (requests.RequestException, ValueError) as exc:
+            # A launch's refusal page is anyone's: the kind of failure, never the platform's answer.
+            words = f"it answered {exc.response.status_code}" if isinstance(exc, requests.HTTPError) and \
+                exc.response is not None else ("it is not JSON" if isinstance(exc, ValueError) else
+                                               f"it {outbound.describe(exc)}")
             raise LaunchError(
-                f"Could not read the platform's public keys at {url}: {exc}",
+                f"Could not read the platform's public keys at {url}: {words}.",
                 code="platform_jwks_unavailable",
                 hint="Check the key set URL of this registration and that the platform is reachable from Tally.",
             ) from exc

@@ -184,3 +184,25 @@ class SigningKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     activates_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     retires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RegistrationInvitation(Base):
+    """A one-time invitation to register a platform by Dynamic Registration (issue 11).
+
+    Only the SHA-256 of the invitation's secret is kept: the URL is shown once, to the admin who
+    made it. A registration in progress holds the invitation (`claimed_until`) so two browsers
+    with the same URL register once; a failed attempt lets it go again, a successful one uses it.
+    """
+
+    __tablename__ = "registration_invitation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    registration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("registration.id", ondelete="SET NULL"), nullable=True)

@@ -17,6 +17,8 @@ from urllib.parse import urljoin
 
 import requests
 
+from tool import outbound
+
 from tool.ags.http import platform_words
 from tool.errors import ToolError
 
@@ -205,7 +207,7 @@ def fetch_page(http: requests.Session, *, url: str, access_token: str, timeout: 
     """GET one page of the membership container."""
     headers = {"Accept": MEMBERSHIP_CONTAINER_TYPE, "Authorization": f"Bearer {access_token}"}
     try:
-        resp = http.get(url, headers=headers, timeout=timeout)
+        resp = outbound.fetch(http, "GET", url, headers=headers, timeout=timeout)  # guarded: tool/outbound.py
     except requests.RequestException as exc:
         raise RosterUnavailable(
             f"The LMS roster service could not be reached: {exc}", details={"url": url, "status": None}

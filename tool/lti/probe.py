@@ -13,6 +13,8 @@ from typing import Any
 
 import requests
 
+from tool import outbound
+
 from tool.ags.lineitems import LINEITEM_CONTAINER_TYPE
 from tool.lti.assertion import token_request_form
 from tool.lti.claims import SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY
@@ -56,7 +58,7 @@ def probe_token(http: requests.Session, reg: dict[str, Any], keys: Any, timeout:
     data = token_request_form(keys, client_id=reg["client_id"], token_url=url, audience=reg["auth_audience"],
                               scopes=[SCOPE_LINEITEM_READONLY, SCOPE_LINEITEM])
     try:
-        resp = http.post(url, data=data, timeout=timeout, headers={"Accept": "application/json"})
+        resp = outbound.fetch(http, "POST", url, data=data, timeout=timeout, headers={"Accept": "application/json"})
     except requests.RequestException as exc:
         return ServiceProbe("Access token", "POST", url, None, "unreachable", str(exc)), None
     token = None
@@ -72,7 +74,8 @@ def probe_token(http: requests.Session, reg: dict[str, Any], keys: Any, timeout:
 def probe_lineitems(http: requests.Session, url: str, token: str, timeout: float) -> ServiceProbe:
     """GET a line items container with the token."""
     try:
-        resp = http.get(url, timeout=timeout, headers={"Accept": LINEITEM_CONTAINER_TYPE, "Authorization": f"Bearer {token}"})
+        resp = outbound.fetch(http, "GET", url, timeout=timeout,
+                              headers={"Accept": LINEITEM_CONTAINER_TYPE, "Authorization": f"Bearer {token}"})
     except requests.RequestException as exc:
         return ServiceProbe("Line items", "GET", url, None, "unreachable", str(exc))
     return ServiceProbe("Line items", "GET", url, resp.status_code, resp.reason or "", resp.text[:MAX_BODY])

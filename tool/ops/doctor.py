@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import requests
+
+from tool import outbound
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -72,7 +74,7 @@ def _token_fix(settings: Settings, status: int | None, body: str, reason: str) -
 
 def _jwks_check(http: requests.Session, url: str, timeout: float) -> Result:
     try:
-        resp = http.get(url, timeout=timeout, headers={"Accept": "application/json"})
+        resp = outbound.fetch(http, "GET", url, timeout=timeout, headers={"Accept": "application/json"})
         keys = resp.json().get("keys", []) if resp.status_code == 200 else []
     except (requests.RequestException, ValueError, AttributeError) as exc:
         return Result("", "platform JWKS", False, f"{url}: {type(exc).__name__}: {exc}",
@@ -158,7 +160,9 @@ def diagnose(settings: Settings, sessions: sessionmaker[Session], keys: Any, htt
         return results
     own = settings.public_base_url + "/.well-known/jwks.json"
     try:
-        resp = http.get(own, timeout=settings.http_timeout_seconds)
+        # Tally's own URL (a setting, not a URL someone handed us): a plain request, not the guarded
+        # session, which would refuse it when the proxy in front sits on a private address.
+        resp = requests.get(own, timeout=settings.http_timeout_seconds)
         ok = resp.status_code == 200 and bool(resp.json().get("keys"))
         results.append(Result(section, "own JWKS", ok, f"{own}: HTTP {resp.status_code}",
                               "" if ok else "Tally's public URL does not serve its keys: check public_base_url and the proxy."))

@@ -21,10 +21,12 @@ class Finding:
     code: str
     problem: str
     fix: str
-    override: str  # the setting that allows it anyway
+    override: str  # the setting that allows it anyway ("": nothing does)
 
     def text(self) -> str:
         """The finding as two readable lines."""
+        if not self.override:
+            return f"{self.problem}\n    fix: {self.fix}"
         return f"{self.problem}\n    fix: {self.fix}\n    (or set {self.override} = true if you know why)"
 
 
@@ -57,6 +59,11 @@ def findings(settings: Settings) -> list[Finding]:
         out.append(Finding("plain_admin_password", "admin_password holds a plain development password",
                            "set admin_password_hash from `python -m tool admin hash-password` and remove "
                            "admin_password", "production_allow_plain_admin_password"))
+    if settings.dynamic_registration_open:
+        out.append(Finding("open_registration", "dynamic_registration_open lets anyone start a Dynamic Registration: "
+                           "Tally then fetches URLs a stranger chose and stores a pending registration for them",
+                           "set dynamic_registration_open = false and invite platforms with `python -m tool "
+                           "platforms invite` or the button on /admin", ""))
     missing = _secret_missing(settings)
     if missing is not None:
         out.append(Finding("secret", f"no secret: {missing}. Every web and worker machine needs the same one "
@@ -79,7 +86,9 @@ def refusals(settings: Settings) -> list[Finding]:
     """The findings that stop a production start: those not overridden. Outside production, none."""
     if settings.env != "production":
         return []
-    return [f for f in findings(settings) if not getattr(settings, _OVERRIDES[f.code])]
+    # Open registration has no override: it is for development and the sandbox only.
+    return [f for f in findings(settings)
+            if f.code == "open_registration" or not getattr(settings, _OVERRIDES[f.code])]
 
 
 def enforce(settings: Settings) -> None:

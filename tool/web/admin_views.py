@@ -6,6 +6,7 @@ and manual registration.
     POST /admin/registrations/<id>/test       token request + line items GET, answers verbatim
     GET  /admin/register                      what to type into Moodle and Canvas; the form
     POST /admin/register                      take the platform's values back (local admin)
+    POST /admin/invitations                   a one-time Dynamic Registration URL (local admin)
     GET, POST /admin/login · POST /admin/logout   the local administrator's password login
 
 Who gets in is decided in tool/web/admin_auth.py.
@@ -185,6 +186,33 @@ def register_submit() -> Any:
           deployment_id=form["deployment_id"] or None, by=admin.label)
     notice = f"Registered {reg.name} (client_id {reg.client_id})."
     return redirect(admin.url("/admin", notice=notice), code=303)
+
+
+# -- invitations ----------------------------------------------------------------------------------
+
+
+@bp.post("/admin/invitations")
+@requires_admin
+def create_invitation() -> Any:
+    """Make a one-time Dynamic Registration URL and show it once (the local administrator only)."""
+    from tool.lti import invitations
+
+    admin = current_admin()
+    if not admin.is_local:
+        raise Forbidden("Only Tally's local administrator invites platforms; LMS administrators see their own.")
+    svc = get_services()
+    db = get_db()
+    expires = (request.form.get("expires") or "").strip()
+    seconds = invitations.parse_expiry(expires) if expires else svc.settings.invitation_ttl_seconds
+    made = invitations.create_invitation(db, svc.settings, name=request.form.get("name", ""),
+                                         expires_in_seconds=seconds, created_by=admin.label)
+    db.commit()
+    event(log, "invitation.created", invitation_id=made.id, invitation_name=made.name, expires_at=made.expires_at.isoformat(),
+          by=admin.label)
+    resp = make_response(render_template("admin/invitation.html", admin=admin, invitation=made,
+                                         lifetime=invitations.describe_lifetime(seconds)))
+    resp.headers["Cache-Control"] = "no-store"  # the URL is a one-time secret
+    return resp
 
 
 # -- the local administrator's login ------------------------------------------------------------
