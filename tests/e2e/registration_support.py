@@ -40,7 +40,9 @@ def paste_registration_url(stack: Stack, client: requests.Session | None = None)
 def admin_client(stack: Stack, password: str = ADMIN_PASSWORD) -> requests.Session:
     """A first-party browser signed in to the console with the local admin password."""
     client = requests.Session()
-    r = client.post(stack.tool_url + "/admin/login", data={"password": password}, allow_redirects=False)
+    form = client.get(stack.tool_url + "/admin/login").text
+    r = client.post(stack.tool_url + "/admin/login", data={"password": password, "csrf": csrf_of(form)},
+                    allow_redirects=False)
     assert r.status_code == 303, r.text[:500]
     return client
 
