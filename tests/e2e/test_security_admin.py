@@ -19,7 +19,7 @@ from sqlalchemy import select
 from tool import clock
 from tool.serve import ServerThread, reserve_port
 from tool.web import admin_views, create_app
-from tests.e2e.conftest import ADMIN_PASSWORD, NewStack, Stack
+from tests.e2e.conftest import ADMIN_PASSWORD, BROWSER_MISSING, NO_BROWSER, NewStack, Stack
 
 CSRF_FIELD = re.compile(r'<input type="hidden" name="csrf" value="([^"]+)">')
 EVIL = "https://evil.example"
@@ -254,3 +254,24 @@ def test_a_changed_configured_hash_wins_over_an_earlier_upgrade(legacy_console: 
     with legacy_console.session() as db:
         assert not check_password(changed, ADMIN_PASSWORD, db)
         assert check_password(changed, "a new admin password", db)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(BROWSER_MISSING, reason=NO_BROWSER)
+def test_a_real_browser_signs_in_and_out_with_the_forms(console: Stack, browser) -> None:  # noqa: ANN001
+    """Chromium's own headers (Sec-Fetch-Site, Origin: null under no-referrer) pass the CSRF checks."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(console.tool_url + "/admin/login")
+        page.get_by_label("Admin password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("heading", name="Registrations").wait_for()
+        page.get_by_role("button", name="Sign out").click()
+        page.get_by_label("Admin password").wait_for()
+        assert page.url.endswith("/admin/login")
+        page.goto(console.tool_url + "/admin")
+        assert page.url.endswith("/admin/login")
+    finally:
+        context.close()

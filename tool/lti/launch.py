@@ -21,6 +21,7 @@ What we add on top of pylti1p3 2.0 (its last release is from 2022):
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -162,12 +163,18 @@ class _Login(OIDCLogin[Any, DatabaseToolConf, _CapturingSession, _CapturingCooki
         return secrets.token_urlsafe(24)
 
 
+# `lti_storage_target`: "_parent" or the name of a frame in the parent window.
+_FRAME_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
 @dataclass(frozen=True)
 class LoginRedirect:
     """Where to send the browser after a login initiation, and the state created."""
 
     url: str
     state: str
+    storage_target: str | None = None  # the platform's storage frame, when it offered one
+    auth_origin: str = ""  # origin of the platform's OIDC authorization URL (postMessage target origin)
 
 
 def launch_url(settings: Settings) -> str:
@@ -207,6 +214,9 @@ def begin_login(db: Session, settings: Settings, params: Mapping[str, str]) -> L
             "if the issuer has several client_ids, the platform must send client_id.",
         ) from exc
     assert conf.registration is not None and session.nonce and cookies.state
+    storage_target = params.get("lti_storage_target") or None
+    if storage_target is not None and not _FRAME_NAME.fullmatch(storage_target):
+        storage_target = None  # not a frame name we would post to
     db.connection().execute(
         _INSERT_STATE,
         {
@@ -214,9 +224,12 @@ def begin_login(db: Session, settings: Settings, params: Mapping[str, str]) -> L
             "nonce": session.nonce,
             "registration_id": conf.registration.id,
             "expires_at": utcnow() + dt.timedelta(seconds=settings.state_ttl_seconds),
+            "storage_target": storage_target,
         },
     )
-    return LoginRedirect(url=url, state=cookies.state)
+    auth = urlsplit(conf.registration.auth_login_url)
+    return LoginRedirect(url=url, state=cookies.state, storage_target=storage_target,
+                         auth_origin=f"{auth.scheme}://{auth.netloc}")
 
 
 class _Launch(MessageLaunch[Any, DatabaseToolConf, Any, Any]):
