@@ -6,8 +6,10 @@ What we add on top of pylti1p3 2.0 (its last release is from 2022):
   with one `DELETE … RETURNING`, so a launch passes once, even with several processes.
   pylti1p3 only checks that the nonce *exists* in a cookie session, so a captured
   id_token could be replayed.
-* No cookie is needed: the state row binds state → nonce → registration, and the nonce
-  is inside the platform-signed id_token. (Safari blocks third-party cookies in iframes.)
+* The state row binds state → nonce → registration, and the nonce is inside the
+  platform-signed id_token. The web layer also binds the state to the browser (a state
+  cookie, or the LMS's platform storage: tool/web/browser_state.py); where the browser
+  blocks both (Safari in an iframe, an LMS without storage) this check alone remains.
 * Platform keys are cached as key objects honouring Cache-Control, refetched once on an
   unknown kid (tool/lti/jwks.py). Only RS256 is accepted: "none" and HS256 are refused
   before any key is looked at.
@@ -123,7 +125,7 @@ class _CapturingSession(SessionService):
 
 
 class _CapturingCookies(CookieService):
-    """Receives the state; Tally sets no cookie (DESIGN.md: no third-party cookie needed)."""
+    """Receives the state; the web layer sets Tally's own state cookie (tool/web/browser_state.py)."""
 
     def __init__(self) -> None:
         self.state: str | None = None
