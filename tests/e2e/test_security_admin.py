@@ -19,7 +19,7 @@ from sqlalchemy import select
 from tool import clock
 from tool.serve import ServerThread, reserve_port
 from tool.web import admin_views, create_app
-from tests.e2e.conftest import ADMIN_PASSWORD, BROWSER_MISSING, NO_BROWSER, NewStack, Stack
+from tests.e2e.conftest import ADMIN_PASSWORD, BROWSER_MISSING, NO_BROWSER, NewStack, Stack, stop_all
 
 CSRF_FIELD = re.compile(r'<input type="hidden" name="csrf" value="([^"]+)">')
 EVIL = "https://evil.example"
@@ -119,7 +119,8 @@ def test_the_account_is_limited_across_client_addresses(console: Stack, hashing:
 
 def test_two_processes_count_together(console: Stack, hashing: list[str]) -> None:
     """Like two gunicorn workers: a second app on the same database shares the counts."""
-    second = ServerThread(create_app(console.settings), port=reserve_port()).start()
+    app = create_app(console.settings)
+    second = ServerThread(app, port=reserve_port()).start()
     try:
         bases = [console.tool_url, second.url]
         # Both serve one public URL (behind one proxy), as gunicorn's workers do.
@@ -127,7 +128,7 @@ def test_two_processes_count_together(console: Stack, hashing: list[str]) -> Non
         assert statuses == [403, 403, 403, 429], statuses
         assert attempt(second.url, ADMIN_PASSWORD, origin=console.tool_url).status_code == 429
     finally:
-        second.stop()
+        stop_all([second, app.extensions["tally"]])
 
 
 def test_parallel_attempts_cannot_outrun_the_limit(console: Stack, hashing: list[str]) -> None:
