@@ -86,7 +86,8 @@ class Settings(BaseModel):
     # "active" lets it launch at once, "off" refuses every dynamic registration.
     dynamic_registration: Literal["pending", "active", "off"] = "pending"
     # The admin console's local login (besides LTI administrators of a registration): a
-    # PBKDF2 hash from `python -m tool admin hash-password`, or (development) the plain password.
+    # hash from `python -m tool admin hash-password` (Argon2id; older PBKDF2 hashes still work), or
+    # (development) the plain password.
     admin_password_hash: str = ""
     admin_password: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -143,6 +144,23 @@ class Settings(BaseModel):
     sandbox_mode: Literal["moodle", "canvas"] = "moodle"
     sandbox_client_id: str = "tally-sandbox"
     sandbox_deployment_id: str = "1"
+    # Admin login limiter (tool/limits.py), counted before any password is hashed: failed attempts
+    # per client address and for the account per window; past either, 429 with Retry-After and a
+    # lockout that doubles each time (admin_login_lockout_seconds, at most ..._max_seconds).
+    admin_login_client_limit: int = Field(default=5, ge=1, le=1000)
+    admin_login_account_limit: int = Field(default=20, ge=1, le=10000)
+    admin_login_window_seconds: float = Field(default=900.0, ge=1, le=86400)
+    admin_login_lockout_seconds: float = Field(default=60.0, ge=1, le=86400)
+    admin_login_lockout_max_seconds: float = Field(default=3600.0, ge=1, le=604800)
+    # Rows an anonymous client may create: OIDC login initiations (login_state) per client address
+    # per state_ttl_seconds, and recorded launch refusals (launch_record) per address per hour.
+    login_states_per_client: int = Field(default=300, ge=1, le=100000)
+    refusals_recorded_per_client: int = Field(default=100, ge=1, le=100000)
+    # Browser-bound OIDC state (tool/web/lti_views.py): a launch from a browser that keeps the tool's
+    # cookies must carry the state cookie set at its login.
+    state_cookie: bool = True
+    # The sandbox LMS in canvas mode offers platform storage (lti_storage_target) to the tool.
+    sandbox_platform_storage: bool = True
     platforms: tuple[StaticPlatform, ...] = ()
 
     @field_validator("database_url")

@@ -9,7 +9,7 @@ part of `maintenance_jitter_seconds`, so machines started together do not all wa
 
 | job             | what                                                                   | when |
 |-----------------|------------------------------------------------------------------------|------|
-| purge           | expired login states, launch records older than the retention, heartbeats of workers gone a day | every maintenance_interval_seconds |
+| purge           | expired login states, launch records older than the retention, heartbeats of workers gone a day, limiter counts of clients quiet for two days | every maintenance_interval_seconds |
 | prune_keys      | signing keys whose grace period is over                                | every maintenance_interval_seconds |
 | refresh_rosters | NRPS roster of every course with an offering launched within roster_refresh_active_days | daily at roster_refresh_hour (UTC) |
 
@@ -30,6 +30,7 @@ import requests
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from tool import limits
 from tool.clock import utcnow
 from tool.config import Settings
 from tool.db import upsert
@@ -73,7 +74,9 @@ def purge(sessions: sessionmaker[Session], *, now: dt.datetime, launch_record_da
                                  LaunchRecord.__table__.c.at < cutoff)
     with sessions() as db, db.begin():
         beats = purge_heartbeats(db, older_than=now - HEARTBEAT_KEEP)
-    return {"login_states": states, "launch_records": records, "heartbeats": beats}
+    with sessions() as db, db.begin():
+        counters = limits.purge(db, now=now)  # limiter counts of clients quiet for two days
+    return {"login_states": states, "launch_records": records, "heartbeats": beats, "rate_limits": counters}
 
 
 def active_courses(db: Session, *, since: dt.datetime) -> list[int]:

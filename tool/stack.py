@@ -30,6 +30,7 @@ def make_sandbox(settings: Settings, *, base_url: str, mode: str | None = None, 
             client_id=settings.sandbox_client_id,
             deployment_id=settings.sandbox_deployment_id,
             key_path=key_path,
+            platform_storage=settings.sandbox_platform_storage,
         )
     )
 

@@ -50,6 +50,20 @@ def form_of(page: str) -> tuple[str, dict[str, str]]:
     return html.unescape(action.group(1)), {k: html.unescape(v) for k, v in fields.items()}
 
 
+def follow_check(client: requests.Session, tool_url: str, answer: requests.Response,
+                 storage: dict[str, str] | None = None) -> requests.Response:
+    """What the tool's launch check page (tool/web/browser_state.py) makes a browser do: re-post the
+    launch from Tally's own origin, with the state it found in the platform's storage (`storage`:
+    that browser's storage, None for none). Other answers are returned as they are."""
+    if 'id="lti-storage" data-mode="get"' not in answer.text:
+        return answer
+    action, fields = form_of(answer.text)
+    key = re.search(r'data-key="([^"]+)"', answer.text)
+    if storage is not None and key and html.unescape(key.group(1)) in storage:
+        fields["lti_storage_state"] = storage[html.unescape(key.group(1))]
+    return client.post(tool_url + action, data=fields, headers={"Origin": tool_url}, allow_redirects=False)
+
+
 @dataclass
 class LaunchResult:
     """What the tool answered to a launch."""
@@ -106,7 +120,7 @@ class Stack:
         auth = client.get(r.headers["Location"], allow_redirects=False)
         assert auth.status_code == 200, auth.text[:500]
         action, fields = form_of(auth.text)
-        return LaunchResult(client.post(action, data=fields, allow_redirects=False))
+        return LaunchResult(follow_check(client, self.tool_url, client.post(action, data=fields, allow_redirects=False)))
 
     def state_and_nonce(self, user_id: str, resource_link_id: str = "rl-1") -> tuple[str, str]:
         """Start a login and read the state and nonce the tool sent to the platform."""
@@ -117,8 +131,10 @@ class Stack:
 
     def post_id_token(self, id_token: str, state: str) -> LaunchResult:
         """POST an id_token (crafted by the test) to the tool's launch endpoint."""
-        return LaunchResult(no_cookies().post(self.tool_url + "/lti/launch", data={"id_token": id_token, "state": state},
-                                              allow_redirects=False))
+        client = no_cookies()
+        answer = client.post(self.tool_url + "/lti/launch", data={"id_token": id_token, "state": state},
+                             allow_redirects=False)
+        return LaunchResult(follow_check(client, self.tool_url, answer))
 
     def crafted_launch(self, mutate: Any = None, *, user_id: str | None = None, headers: dict[str, Any] | None = None,
                        key: Any = None, algorithm: str = "RS256") -> LaunchResult:

@@ -10,7 +10,7 @@ import requests
 
 from tool.sandbox.deeplink import DeepLinking
 from tool.sandbox.dynreg import DynamicRegistrations
-from tests.e2e.conftest import ADMIN_PASSWORD, LaunchResult, Stack, form_of, no_cookies
+from tests.e2e.conftest import ADMIN_PASSWORD, LaunchResult, Stack, follow_check, form_of, no_cookies
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -40,7 +40,9 @@ def paste_registration_url(stack: Stack, client: requests.Session | None = None)
 def admin_client(stack: Stack, password: str = ADMIN_PASSWORD) -> requests.Session:
     """A first-party browser signed in to the console with the local admin password."""
     client = requests.Session()
-    r = client.post(stack.tool_url + "/admin/login", data={"password": password}, allow_redirects=False)
+    form = client.get(stack.tool_url + "/admin/login").text
+    r = client.post(stack.tool_url + "/admin/login", data={"password": password, "csrf": csrf_of(form)},
+                    allow_redirects=False)
     assert r.status_code == 303, r.text[:500]
     return client
 
@@ -68,7 +70,7 @@ def deep_link_launch(stack: Stack, user_id: str | None = None, client: requests.
     auth = client.get(r.headers["Location"], allow_redirects=False)
     assert auth.status_code == 200, auth.text[:500]
     action, fields = form_of(auth.text)
-    return LaunchResult(client.post(action, data=fields, allow_redirects=False))
+    return LaunchResult(follow_check(client, stack.tool_url, client.post(action, data=fields, allow_redirects=False)))
 
 
 def hidden(page: str, name: str) -> str:

@@ -41,8 +41,10 @@ def test_without_credentials_the_console_sends_the_browser_to_sign_in(moodle_con
 
 def test_a_wrong_password_is_refused_and_sets_no_cookie(moodle_console: Stack) -> None:
     client = requests.Session()
-    r = client.post(moodle_console.tool_url + "/admin/login", data={"password": "guess"}, allow_redirects=False)
-    assert r.status_code == 403 and "Wrong password" in r.text and not client.cookies
+    form = client.get(moodle_console.tool_url + "/admin/login").text
+    r = client.post(moodle_console.tool_url + "/admin/login", data={"password": "guess", "csrf": csrf_of(form)},
+                    allow_redirects=False)
+    assert r.status_code == 403 and "Wrong password" in r.text and "tally_admin" not in client.cookies
     assert client.get(moodle_console.tool_url + "/admin", allow_redirects=False).status_code == 303
 
 
@@ -54,9 +56,11 @@ def test_without_a_configured_password_there_is_no_local_login(moodle: Stack) ->
 
 
 def test_the_admin_cookie_is_httponly_and_strict(moodle_console: Stack) -> None:
-    r = requests.post(moodle_console.tool_url + "/admin/login", data={"password": ADMIN_PASSWORD},
-                      allow_redirects=False)
-    cookie = r.headers["Set-Cookie"]
+    client = requests.Session()
+    form = client.get(moodle_console.tool_url + "/admin/login").text
+    r = client.post(moodle_console.tool_url + "/admin/login", data={"password": ADMIN_PASSWORD, "csrf": csrf_of(form)},
+                    allow_redirects=False)
+    cookie = [c for c in r.raw.headers.getlist("Set-Cookie") if c.startswith("tally_admin=")][0]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/admin" in cookie
 
 

@@ -17,7 +17,7 @@ from tool.db import make_session_factory
 from tool.lti.keys import KeyStore
 from tool.lti.models import LaunchRecord, LoginState, Membership, Registration
 from tool.maintenance import JOBS, Maintenance, first_run, next_run
-from tool.ops.models import MaintenanceLease, WorkerHeartbeat
+from tool.ops.models import MaintenanceLease, RateLimit, WorkerHeartbeat
 from tests.conftest import make_settings
 from tests.e2e.conftest import Stack
 from tests.e2e.delivery_kit import Klass
@@ -66,13 +66,17 @@ def test_purge_deletes_expired_states_old_launch_records_and_gone_workers_only(m
             {"at": now - dt.timedelta(days=89), "outcome": "accepted", "code": "ok", "reason": "", "extra": {}}])
         db.add_all([WorkerHeartbeat(name="gone", seen_at=now - dt.timedelta(days=2)),
                     WorkerHeartbeat(name="alive", seen_at=now)])
+        db.add_all([RateLimit(key="lti_login:192.0.2.1", count=3, window_start=now - dt.timedelta(days=3), lockouts=0),
+                    RateLimit(key="lti_login:192.0.2.2", count=3, window_start=now - dt.timedelta(hours=1), lockouts=0)])
         db.commit()
     run = maintenance(moodle).run("purge")
-    assert run.outcome == "ok" and run.detail == {"login_states": 1, "launch_records": 1, "heartbeats": 1}
+    assert run.outcome == "ok" and run.detail == {"login_states": 1, "launch_records": 1, "heartbeats": 1,
+                                                  "rate_limits": 1}
     with moodle.session() as db:
         assert db.scalars(select(LoginState.state)).all() == ["live"]
         assert db.scalar(select(func.count()).select_from(LaunchRecord)) == 1
         assert db.scalars(select(WorkerHeartbeat.name)).all() == ["alive"]
+        assert db.scalars(select(RateLimit.key)).all() == ["lti_login:192.0.2.2"]
 
 
 def test_a_due_job_runs_on_one_machine_only(moodle: Stack) -> None:

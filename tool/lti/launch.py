@@ -6,8 +6,10 @@ What we add on top of pylti1p3 2.0 (its last release is from 2022):
   with one `DELETE … RETURNING`, so a launch passes once, even with several processes.
   pylti1p3 only checks that the nonce *exists* in a cookie session, so a captured
   id_token could be replayed.
-* No cookie is needed: the state row binds state → nonce → registration, and the nonce
-  is inside the platform-signed id_token. (Safari blocks third-party cookies in iframes.)
+* The state row binds state → nonce → registration, and the nonce is inside the
+  platform-signed id_token. The web layer also binds the state to the browser (a state
+  cookie, or the LMS's platform storage: tool/web/browser_state.py); where the browser
+  blocks both (Safari in an iframe, an LMS without storage) this check alone remains.
 * Platform keys are cached as key objects honouring Cache-Control, refetched once on an
   unknown kid (tool/lti/jwks.py). Only RS256 is accepted: "none" and HS256 are refused
   before any key is looked at.
@@ -21,6 +23,7 @@ What we add on top of pylti1p3 2.0 (its last release is from 2022):
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -122,7 +125,7 @@ class _CapturingSession(SessionService):
 
 
 class _CapturingCookies(CookieService):
-    """Receives the state; Tally sets no cookie (DESIGN.md: no third-party cookie needed)."""
+    """Receives the state; the web layer sets Tally's own state cookie (tool/web/browser_state.py)."""
 
     def __init__(self) -> None:
         self.state: str | None = None
@@ -162,12 +165,18 @@ class _Login(OIDCLogin[Any, DatabaseToolConf, _CapturingSession, _CapturingCooki
         return secrets.token_urlsafe(24)
 
 
+# `lti_storage_target`: "_parent" or the name of a frame in the parent window.
+_FRAME_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
 @dataclass(frozen=True)
 class LoginRedirect:
     """Where to send the browser after a login initiation, and the state created."""
 
     url: str
     state: str
+    storage_target: str | None = None  # the platform's storage frame, when it offered one
+    auth_origin: str = ""  # origin of the platform's OIDC authorization URL (postMessage target origin)
 
 
 def launch_url(settings: Settings) -> str:
@@ -207,6 +216,9 @@ def begin_login(db: Session, settings: Settings, params: Mapping[str, str]) -> L
             "if the issuer has several client_ids, the platform must send client_id.",
         ) from exc
     assert conf.registration is not None and session.nonce and cookies.state
+    storage_target = params.get("lti_storage_target") or None
+    if storage_target is not None and not _FRAME_NAME.fullmatch(storage_target):
+        storage_target = None  # not a frame name we would post to
     db.connection().execute(
         _INSERT_STATE,
         {
@@ -214,9 +226,12 @@ def begin_login(db: Session, settings: Settings, params: Mapping[str, str]) -> L
             "nonce": session.nonce,
             "registration_id": conf.registration.id,
             "expires_at": utcnow() + dt.timedelta(seconds=settings.state_ttl_seconds),
+            "storage_target": storage_target,
         },
     )
-    return LoginRedirect(url=url, state=cookies.state)
+    auth = urlsplit(conf.registration.auth_login_url)
+    return LoginRedirect(url=url, state=cookies.state, storage_target=storage_target,
+                         auth_origin=f"{auth.scheme}://{auth.netloc}")
 
 
 class _Launch(MessageLaunch[Any, DatabaseToolConf, Any, Any]):

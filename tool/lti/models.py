@@ -62,6 +62,9 @@ class LoginState(Base):
     nonce: Mapped[str] = mapped_column(String(64))
     registration_id: Mapped[int] = mapped_column(ForeignKey("registration.id", ondelete="CASCADE"))
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    # The frame the platform offered for its storage (`lti_storage_target`), when it did: the
+    # launch must then find the state there unless the browser brought the state cookie.
+    storage_target: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Person(Base):

@@ -4,6 +4,7 @@ Endpoints (Moodle mode | Canvas mode; see paths.py):
 
     GET  /                                   launch page: course, links, people, the tool in an iframe
     POST /launch                             starts a login initiation (user_id, resource_link_id)
+    GET  /lti/post_message_forwarding        Canvas: the platform storage frame (lti.put_data / lti.get_data)
     GET  /gradebook                          line items x users, and every score post with its answer
     POST /gradebook/grades                   a teacher edits a grade (form or JSON: line item, user, score, comment)
     POST /gradebook/assignments/<id>/publish        Canvas: publish (published=1) or unpublish (0)
@@ -131,7 +132,12 @@ def register_pages(app: Flask, platform: Platform) -> None:
                            timestamp=result.timestamp_text)
         return redirect("/gradebook#item-%d" % item_id, code=303)
 
+    def post_message_forwarding() -> str:
+        return render_template("sandbox/post_message_forwarding.html")
+
     app.add_url_rule("/", "index", index)
+    if platform.mode == "canvas" and platform.config.platform_storage:
+        app.add_url_rule("/lti/post_message_forwarding", "post_message_forwarding", post_message_forwarding)
     app.add_url_rule("/launch", "launch", launch, methods=["POST"])
     app.add_url_rule("/gradebook", "gradebook", gradebook)
     app.add_url_rule("/gradebook/grades", "gradebook_edit_grade", edit_grade, methods=["POST"])

@@ -23,6 +23,9 @@ class SandboxConfig:
     key_path: Path | None = None  # platform private key PEM; generated (and written) if missing
     id_token_lifetime: int = 60  # Moodle signs id_tokens valid for 60 s
     tool_deep_link_url: str | None = None
+    # Canvas mode: offer platform storage (lti_storage_target, a post_message_forwarding frame that
+    # answers lti.put_data / lti.get_data) to tools that cannot keep cookies.
+    platform_storage: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

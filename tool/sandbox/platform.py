@@ -263,7 +263,7 @@ class Platform:
             "client_id": self.client_id,
             "lti_deployment_id": self.deployment_id,
         }
-        if self.mode == "canvas":
+        if self.mode == "canvas" and self.config.platform_storage:
             # Canvas offers platform storage (postMessage) for tools that cannot set cookies.
             params["lti_storage_target"] = "post_message_forwarding"
         return params

@@ -11,7 +11,10 @@ Two kinds of administrator:
   signed, HttpOnly, SameSite=Strict cookie: the console is then used first-party, outside
   any LMS. Its forms carry a CSRF token derived from the cookie.
 
-Passwords are compared with `hmac.compare_digest`; hashes are PBKDF2-SHA256.
+Hashes are Argon2id (argon2-cffi); PBKDF2-SHA256 hashes of earlier versions still sign in and
+are re-hashed on success. The login form is limited before any hashing (tool/limits.py) and,
+like logout, refuses cross-site POSTs (Origin / Sec-Fetch-Site, and a token bound to a
+pre-login cookie).
 """
 
 from __future__ import annotations
@@ -20,50 +23,108 @@ import base64
 import functools
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import current_app, g, redirect, request
+from sqlalchemy.orm import Session
 
-from tool.clock import epoch
+from tool.clock import epoch, utcnow
 from tool.config import Settings
+from tool.db import upsert
 from tool.errors import Forbidden
 from tool.lti.claims import Role
+from tool.ops.models import AdminPasswordUpgrade
 from tool.web.auth import read_token, token_from_request
 
 ADMIN_COOKIE = "tally_admin"
 ADMIN_AUDIENCE = "tally-admin"
 ADMIN_TTL = 8 * 3600
 ADMIN_ROLES = frozenset({Role.ADMIN, Role.SUPER_ADMIN})
-PBKDF2_ITERATIONS = 600_000
+log = logging.getLogger("tool.admin")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def hash_password(password: str, *, iterations: int = PBKDF2_ITERATIONS) -> str:
-    """A PBKDF2-SHA256 hash for `admin_password_hash`: pbkdf2_sha256$<iterations>$<salt>$<hash>."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-    return f"pbkdf2_sha256${iterations}${b64(salt)}${b64(digest)}"
+_HASHER = PasswordHasher()  # Argon2id with argon2-cffi's current recommended parameters
 
 
-def check_password(settings: Settings, given: str) -> bool:
-    """True when `given` is the configured admin password (hash preferred over plain)."""
-    if settings.admin_password_hash:
-        try:
-            scheme, iterations, salt, digest = settings.admin_password_hash.split("$")
-            if scheme != "pbkdf2_sha256":
-                return False
-            computed = hashlib.pbkdf2_hmac("sha256", given.encode(), base64.b64decode(salt), int(iterations))
-            return hmac.compare_digest(computed, base64.b64decode(digest))
-        except (ValueError, TypeError):
+def hash_password(password: str) -> str:
+    """An Argon2id hash for `admin_password_hash` (the PHC string: $argon2id$v=19$m=…,t=…,p=…$salt$hash)."""
+    return _HASHER.hash(password)
+
+
+def _check_pbkdf2(stored: str, given: str) -> bool:
+    """The hashes earlier versions made: pbkdf2_sha256$<iterations>$<salt>$<hash>."""
+    try:
+        scheme, iterations, salt, digest = stored.split("$")
+        if scheme != "pbkdf2_sha256" or not 0 < int(iterations) <= 10_000_000:
             return False
+        computed = hashlib.pbkdf2_hmac("sha256", given.encode(), base64.b64decode(salt), int(iterations))
+        return hmac.compare_digest(computed, base64.b64decode(digest))
+    except (ValueError, TypeError):
+        return False
+
+
+def _check_argon2(stored: str, given: str) -> bool:
+    try:
+        return _HASHER.verify(stored, given)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def check_password(settings: Settings, given: str, db: Session | None = None) -> bool:
+    """True when `given` is the configured admin password (hash preferred over plain).
+
+    An older configured hash (PBKDF2, or Argon2 with weaker parameters) still works; with `db`, a
+    successful login stores an Argon2id hash of the password made from it (`admin_password_upgrade`),
+    and later logins check that one while the configured hash stays the same.
+    """
+    configured = settings.admin_password_hash
+    if configured:
+        source = hashlib.sha256(configured.encode()).hexdigest()
+        upgraded = db.get(AdminPasswordUpgrade, source) if db is not None else None
+        stored = upgraded.hash if upgraded is not None else configured
+        ok = _check_argon2(stored, given) if stored.startswith("$argon2") else _check_pbkdf2(stored, given)
+        if ok and db is not None and (not stored.startswith("$argon2") or _HASHER.check_needs_rehash(stored)):
+            upsert(db, AdminPasswordUpgrade.__table__,
+                   {"source": source, "hash": hash_password(given), "upgraded_at": utcnow()},
+                   conflict=("source",), update=("hash", "upgraded_at"))
+            log.warning("the admin password's configured hash is of an older kind; Tally re-hashed it with "
+                        "Argon2id. Replace admin_password_hash with `python -m tool admin hash-password`.")
+        return ok
     if settings.admin_password:
         return hmac.compare_digest(given.encode(), settings.admin_password.encode())
     return False
+
+
+LOGIN_COOKIE = "tally_admin_login"
+
+
+def login_form_token(secret: bytes, nonce: str) -> str:
+    """The login form's CSRF token: bound to the pre-login cookie the form's GET set."""
+    return hmac.new(secret, b"login:" + nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def same_origin(settings: Settings) -> bool:
+    """False when the browser says the request came from another site (Sec-Fetch-Site, else Origin).
+
+    Tally's pages send no Referer (no-referrer), so browsers send `Origin: null` on their form POSTs;
+    the form token is what proves a login or logout form is ours, this refuses what is visibly not.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return True
+    parts = urlsplit(settings.public_base_url or request.host_url)
+    return origin == f"{parts.scheme}://{parts.netloc}"
 
 
 def local_login_enabled(settings: Settings) -> bool:

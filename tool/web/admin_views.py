@@ -14,14 +14,18 @@ Who gets in is decided in tool/web/admin_auth.py.
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 from typing import Any
 
 from flask import Blueprint, make_response, redirect, render_template, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tool.errors import Forbidden, NotFound, RegistrationError, ValidationError
+from tool import limits
+from tool.clock import utcnow
+from tool.errors import Forbidden, NotFound, RegistrationError, ToolError, ValidationError
 from tool.lti import registry
 from tool.lti.dynreg import manual_instructions, tool_urls
 from tool.lti.models import Course, Deployment, LaunchRecord, Offering, Registration
@@ -29,12 +33,16 @@ from tool.lti.probe import probe_lineitems, probe_token
 from tool.web.admin_auth import (
     ADMIN_COOKIE,
     ADMIN_TTL,
+    LOGIN_COOKIE,
     AdminIdentity,
+    LoginRequired,
     check_password,
     current_admin,
     issue_admin_cookie,
     local_login_enabled,
+    login_form_token,
     requires_admin,
+    same_origin,
 )
 from tool.logs import event
 from tool.web.app import get_db, get_services
@@ -218,26 +226,93 @@ def create_invitation() -> Any:
 # -- the local administrator's login ------------------------------------------------------------
 
 
+def login_rules(settings: Any) -> tuple[limits.Rule, limits.Rule]:
+    """The admin login's limiter rules: per client address, and for the (one) account."""
+    common = {"window_seconds": settings.admin_login_window_seconds,
+              "lockout_seconds": settings.admin_login_lockout_seconds,
+              "lockout_max_seconds": settings.admin_login_lockout_max_seconds}
+    return (limits.Rule("admin_login_client", settings.admin_login_client_limit, **common),
+            limits.Rule("admin_login_account", settings.admin_login_account_limit, **common))
+
+
+def _login_page(svc: Any, *, enabled: bool, failed: bool = False, message: str = "", status: int = 200) -> Any:
+    """The sign-in form with a fresh CSRF token bound to a fresh pre-login cookie."""
+    nonce = secrets.token_urlsafe(24)
+    resp = make_response(render_template("admin/login.html", enabled=enabled, failed=failed, message=message,
+                                         csrf=login_form_token(svc.session_secret, nonce)), status)
+    if enabled:
+        resp.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, httponly=True, samesite="Strict",
+                        secure=svc.settings.public_base_url.startswith("https://"), path="/admin")
+    return resp
+
+
+def _too_many(svc: Any, retry_after: int) -> Any:
+    event(log, "admin.login_limited", level=logging.WARNING, client=limits.client_key(request.remote_addr),
+          retry_after=retry_after)
+    minutes = max(1, -(-retry_after // 60))
+    resp = _login_page(svc, enabled=True, status=429,
+                       message=f"Too many sign-in attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
+    resp.headers["Retry-After"] = str(retry_after)
+    return resp
+
+
 @bp.route("/admin/login", methods=["GET", "POST"])
 def login() -> Any:
-    """The password form of the local administrator."""
+    """The password form of the local administrator: limited, then CSRF-checked, then hashed."""
     svc = get_services()
     enabled = local_login_enabled(svc.settings)
     if request.method == "GET" or not enabled:
-        return render_template("admin/login.html", enabled=enabled, failed=False)
-    if not check_password(svc.settings, request.form.get("password", "")):
-        log.warning("admin login refused from %s", request.remote_addr)
+        return _login_page(svc, enabled=enabled)
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    if not same_origin(svc.settings) or not nonce or not hmac.compare_digest(
+            request.form.get("csrf", ""), login_form_token(svc.session_secret, nonce)):
+        event(log, "admin.login_csrf_refused", level=logging.WARNING, client=limits.client_key(request.remote_addr))
+        return _login_page(svc, enabled=True, status=403,
+                           message="This sign-in form is stale or came from another site. Please sign in again.")
+    # Every attempt counts before the password is hashed (a success clears the client's count), so
+    # parallel attempts cannot outrun the limit and a locked-out client costs no hashing at all.
+    db = get_db()
+    client_rule, account_rule = login_rules(svc.settings)
+    client = limits.client_key(request.remote_addr)
+    now = utcnow()
+    wait = limits.locked(db, client_rule, client, now=now) or limits.locked(db, account_rule, "admin", now=now)
+    if not wait:
+        for rule, who in ((client_rule, client), (account_rule, "admin")):
+            decision = limits.hit(db, rule, who, now=now)
+            if not decision.allowed:
+                wait = decision.retry_after
+                break
+    db.commit()
+    if wait:
+        return _too_many(svc, wait)
+    if not check_password(svc.settings, request.form.get("password", ""), db):
+        db.commit()
+        event(log, "admin.login_refused", level=logging.WARNING, client=client)
         error = Forbidden("Wrong password.", code="admin_password_wrong")
-        return render_template("admin/login.html", enabled=True, failed=True), status_for(error)
+        return _login_page(svc, enabled=True, failed=True, status=status_for(error))
+    limits.clear(db, client_rule, client)
+    limits.clear(db, account_rule, "admin")
+    db.commit()
+    event(log, "admin.login", client=client)
     resp = make_response(redirect("/admin", code=303))
     resp.set_cookie(ADMIN_COOKIE, issue_admin_cookie(svc.session_secret), max_age=ADMIN_TTL, httponly=True,
                     samesite="Strict", secure=svc.settings.public_base_url.startswith("https://"), path="/admin")
+    resp.delete_cookie(LOGIN_COOKIE, path="/admin")
     return resp
 
 
 @bp.post("/admin/logout")
 def logout() -> Any:
-    """Forget the local administrator's cookie."""
+    """Forget the local administrator's cookie (a same-site POST with the console's CSRF token)."""
+    svc = get_services()
+    try:
+        admin = current_admin()
+    except (LoginRequired, ToolError):
+        admin = None
+    if admin is not None and admin.is_local and (
+            not same_origin(svc.settings) or not hmac.compare_digest(request.form.get("csrf", ""), admin.csrf)):
+        raise Forbidden("This form is stale or came from another site. Reload the page and try again.",
+                        code="csrf_invalid")
     resp = make_response(redirect("/admin/login", code=303))
     resp.delete_cookie(ADMIN_COOKIE, path="/admin")
     return resp

@@ -6,9 +6,10 @@ import logging
 from typing import Any
 
 import jwt
-from flask import Blueprint, g, jsonify, redirect, render_template, request
+from flask import Blueprint, g, jsonify, make_response, redirect, render_template, request
 
-from tool import gradebook, logs, metrics
+from tool import gradebook, limits, logs, metrics
+from tool.clock import utcnow
 from tool.db import relax_durability
 from tool.errors import LaunchError
 from tool.lti.claims import DEPLOYMENT_ID, ROLES, Role, is_staff, map_roles
@@ -16,7 +17,7 @@ from tool.logs import event
 from tool.lti.deeplink import DEEP_LINKING_REQUEST
 from tool.lti.launch import begin_login, platform_refusal, validate_launch
 from tool.lti.service import record_launch, record_refusal
-from tool.web import deeplink_views
+from tool.web import browser_state, deeplink_views
 from tool.web.app import get_db, get_services
 from tool.web.auth import issue_token
 from tool.web.pages import LandingView, landing_context
@@ -38,17 +39,49 @@ def login() -> Any:
     svc = get_services()
     db = get_db()
     relax_durability(db)
+    # Rows per anonymous client are capped: each login initiation stores a login_state row.
+    decision = limits.hit(db, _login_rule(svc.settings), limits.client_key(request.remote_addr), now=utcnow())
+    if not decision.allowed:
+        db.commit()
+        metrics.LAUNCHES.labels("refused", "too_many_logins").inc()
+        event(log, "login.limited", level=logging.WARNING, client=limits.client_key(request.remote_addr),
+              retry_after=decision.retry_after)
+        resp = make_response(render_template(
+            "error.html", status=429, code="too_many_logins",
+            message="Too many sign-ins from your network in a short time. Please wait a little and open Tally "
+                    "again from your course."), 429)
+        resp.headers["Retry-After"] = str(decision.retry_after)
+        return resp
     try:
         target = begin_login(db, svc.settings, _params())
     except LaunchError as exc:
         db.rollback()
-        record_refusal(db, code=exc.code, reason=exc.message, claims={"iss": request.values.get("iss"),
-                                                                        "aud": request.values.get("client_id")})
+        _record_refusal(db, exc, {"iss": request.values.get("iss"), "aud": request.values.get("client_id")})
         db.commit()
         refused("login.refused", exc, {"iss": request.values.get("iss"), "aud": request.values.get("client_id")})
         raise
     db.commit()
-    return redirect(target.url, code=302)
+    if target.storage_target and svc.settings.state_cookie:
+        resp = browser_state.login_page(url=target.url, state=target.state, target=target.storage_target,
+                                        origin=target.auth_origin)
+    else:
+        resp = redirect(target.url, code=302)
+    browser_state.bind_login(resp, svc.settings, svc.session_secret, target.state)
+    return resp
+
+
+def _login_rule(settings: Any) -> limits.Rule:
+    return limits.Rule("lti_login", settings.login_states_per_client, settings.state_ttl_seconds)
+
+
+def _record_refusal(db: Any, exc: LaunchError, claims: dict[str, Any]) -> None:
+    """Record a refused login or launch for the admin console, at most so many per client address per
+    hour (the refusal page is shown either way)."""
+    rule = limits.Rule("refusal_record", get_services().settings.refusals_recorded_per_client, 3600)
+    if limits.hit(db, rule, limits.client_key(request.remote_addr), now=utcnow()).allowed:
+        record_refusal(db, code=exc.code, reason=exc.message, claims=claims)
+    else:
+        metrics.LAUNCHES.labels("refused", "not_recorded").inc()
 
 
 def refused(name: str, exc: LaunchError, claims: dict[str, Any]) -> None:
@@ -83,10 +116,22 @@ def launch() -> Any:
     refusal = platform_refusal(db, params)
     if refusal is not None:
         # Canvas posts a refused login here with its reasons instead of an id_token.
-        record_refusal(db, code=refusal.code, reason=refusal.message, claims={})
+        _record_refusal(db, refusal, {})
         db.commit()
         refused("launch.refused", refusal, {})
         raise refusal
+    # The launch must come back to the browser that started its login (tool/web/browser_state.py).
+    try:
+        check_page = browser_state.check(db, svc.settings, svc.session_secret, params)
+    except LaunchError as exc:
+        db.rollback()
+        _record_refusal(db, exc, {})
+        db.commit()
+        refused("launch.refused", exc, {})
+        raise
+    if check_page is not None:
+        db.rollback()
+        return check_page
     # The launch commits durably: its state must stay consumed even after a database crash.
     try:
         launch = validate_launch(db, svc.settings, params, keys=svc.platform_keys)
@@ -108,7 +153,7 @@ def launch() -> Any:
             unverified = {}
         if not isinstance(unverified, dict):
             unverified = {}
-        record_refusal(db, code=exc.code, reason=exc.message, claims=unverified)
+        _record_refusal(db, exc, unverified)
         db.commit()
         refused("launch.refused", exc, unverified)
         raise
@@ -119,7 +164,10 @@ def launch() -> Any:
     token = issue_token(svc.session_secret, ctx, ttl=svc.settings.session_ttl_seconds)
     template, context = landing_context(db, LandingView.from_launch(launch, ctx), token)
     db.commit()  # one transaction per launch; the page is rendered after it is durable
-    return render_template(template, **context)
+    resp = make_response(render_template(template, **context))
+    if request.cookies.get(browser_state.cookie_name(params.get("state", ""))):
+        browser_state.forget(resp, params.get("state", ""))
+    return resp
 
 
 @bp.get("/.well-known/jwks.json")
