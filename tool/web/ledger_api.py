@@ -330,10 +330,10 @@ def group_summary(group_id: int, offering_id: int) -> Any:
     return jsonify(groupId=group_id, offeringId=offering.id, typeCodes=list(TYPE_CODES), students=rows)
 
 
-@bp.get("/groups/<int:group_id>/offerings/<int:offering_id>/summary.csv")
+@bp.route("/groups/<int:group_id>/offerings/<int:offering_id>/summary.csv", methods=["GET", "POST"])
 @requires_staff
 def group_summary_csv(group_id: int, offering_id: int) -> Any:
-    """The summary as CSV (one row per student, a column per type code)."""
+    """The summary as CSV (one row per student, a column per type code); the page's link POSTs its token."""
     offering, rows = group_summary_rows(group_id, offering_id)
     buf = io.StringIO()
     writer = csv.writer(buf)
