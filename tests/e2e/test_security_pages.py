@@ -210,20 +210,45 @@ def test_pages_open_by_a_post_that_carries_the_token(moodle: Stack) -> None:
     assert no_cookies().post(f"{moodle.tool_url}/offerings/{oid}", headers={"Accept": "text/html"}).status_code == 401
 
 
-def test_sql_errors_are_logged_without_their_parameters(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+def test_sql_errors_are_logged_without_their_parameters_or_values(clean_db: Any) -> None:
+    """A failed statement's parameters (SQLAlchemy's hide_parameters) and the values PostgreSQL quotes
+    back in its DETAIL line ("Key (…)=(ada@…) already exists") reach no log line."""
+    from tool import logs
+
     secret = "ada.lovelace@example.org"
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("CREATE TABLE person (email TEXT NOT NULL UNIQUE)"))
-            conn.execute(text("INSERT INTO person (email) VALUES (:e)"), {"e": secret})
-            with pytest.raises(DBAPIError) as failed:
-                conn.execute(text("INSERT INTO person (email) VALUES (:e)"), {"e": secret})
-        logging.getLogger("tool.test").exception("statement failed", exc_info=failed.value)
-        assert secret not in str(failed.value)
-        assert secret not in caplog.text
-    finally:
-        engine.dispose()
+    insert = text("INSERT INTO registration (name, issuer, client_id, auth_login_url, auth_token_url, key_set_url, "
+                  "source, created_at) VALUES ('x', :iss, :cid, 'u', 'u', 'u', 'cli', CURRENT_TIMESTAMP)")
+    for fmt in ("json", "text"):
+        stream = io.StringIO()
+        handler = logs.configure(env="test", level="INFO", log_format=fmt, stream=stream)
+        try:
+            with clean_db.connect() as conn:
+                conn.execute(insert, {"iss": f"https://{secret}", "cid": secret})
+                with pytest.raises(DBAPIError) as failed:
+                    conn.execute(insert, {"iss": f"https://{secret}", "cid": secret})
+                conn.rollback()
+            # As tool/web/errors.py logs a conflict, and as an unexpected error is logged.
+            logging.getLogger("tool.web").warning("integrity error on %s %s: %s", "POST", "/x", failed.value.orig)
+            logging.getLogger("tool.web").error("unhandled error", exc_info=failed.value)
+            handler.flush()
+        finally:
+            logging.getLogger().removeHandler(handler)
+        assert secret not in str(failed.value).split("DETAIL")[0]  # hide_parameters
+        out = stream.getvalue()
+        assert "integrity error" in out and "unhandled error" in out
+        assert secret not in out, out
+
+
+@pytest.mark.parametrize("message", [
+    'invalid input syntax for type integer: "ada@example.org"',
+    'invalid input value for enum role: "ada@example.org"',
+    "DETAIL:  Failing row contains (1, ada@example.org, null).",
+    "[parameters: {'email': 'ada@example.org'}]",
+])
+def test_what_a_database_error_quotes_of_the_data_is_scrubbed(message: str) -> None:
+    from tool.logs import scrub
+
+    assert "ada@example.org" not in scrub("statement failed\n" + message + "\n(Background on this error)")
 
 
 def test_the_access_log_redacts_tokens_in_the_url_and_headers(capsys: pytest.CaptureFixture[str]) -> None:
