@@ -115,6 +115,22 @@ def test_frame_ancestors_are_the_origins_of_active_platforms_only(moodle: Stack)
     assert moodle.sandbox.url in csp_of(page)["frame-ancestors"]
 
 
+def test_a_refused_launch_is_still_shown_inside_the_lms_that_sent_it(new_stack: Any) -> None:
+    """The refusal page (here: a disabled deployment) explains to the LMS's admin what to change: it
+    must show in the LMS's frame although that platform is not active. It holds no token, no action."""
+    stack = new_stack("moodle", sandbox_enabled=False)
+    with stack.session() as db:
+        set_deployment_status(db, issuer=stack.platform.issuer, client_id=stack.platform.client_id,
+                              deployment_id=stack.platform.deployment_id, status="disabled")
+        db.commit()
+    refused = stack.launch(stack.platform.teacher.id)
+    assert refused.status == 403 and refused.token is None
+    ancestors = csp_of(refused.response)["frame-ancestors"]
+    assert "*" in ancestors or stack.sandbox.url in ancestors
+    # An ordinary page of Tally is not framed by that platform any more.
+    assert stack.sandbox.url not in csp_of(no_cookies().get(stack.tool_url + "/"))["frame-ancestors"]
+
+
 def test_pages_and_api_answers_with_tokens_or_grades_are_never_stored(moodle: Stack) -> None:
     token = admin_launch(moodle)
     landing = moodle.launch(moodle.platform.teacher.id).response

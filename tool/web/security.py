@@ -8,7 +8,9 @@
   Cloud's `https://*.instructure.com` for a Canvas Cloud registration, the sandbox LMS where
   it is enabled, and `frame_ancestors` from the settings (a Canvas on its own domain). The
   dynamic registration page may also be framed by the platform whose configuration it was
-  given. Answers that are not pages (JSON, CSV) may not be framed at all.
+  given, and the refusal of a login or launch by any (it must explain itself inside an LMS not
+  active yet, and holds no token and no action). Answers that are not pages (JSON, CSV) may
+  not be framed at all.
 * **Cache-Control: no-store** on every answer that does not set its own caching: pages carry
   the session token, API answers carry grades. Static files and the public JWKS keep theirs.
 * **Strict-Transport-Security** when the public URL is https.
@@ -142,7 +144,10 @@ def register(app: Flask) -> None:
         h = resp.headers
         if "Content-Security-Policy" not in h:
             if resp.mimetype == "text/html":
-                h["Content-Security-Policy"] = page_policy(csp_nonce(), frame_ancestors())
+                # A refused login or launch explains itself inside whichever LMS sent it (a platform
+                # not registered or not active yet): that page holds no token and no action.
+                refusal = request.path.startswith("/lti/") and resp.status_code >= 400
+                h["Content-Security-Policy"] = page_policy(csp_nonce(), ["*"] if refusal else frame_ancestors())
             else:
                 h["Content-Security-Policy"] = NOT_A_PAGE_POLICY
         if "Cache-Control" not in h and request.endpoint != "static":
