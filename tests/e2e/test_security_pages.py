@@ -115,6 +115,33 @@ def test_frame_ancestors_are_the_origins_of_active_platforms_only(moodle: Stack)
     assert moodle.sandbox.url in csp_of(page)["frame-ancestors"]
 
 
+def test_frame_ancestors_add_canvas_cloud_and_the_setting_and_never_take_a_policy_from_a_registration(
+        new_stack: Any) -> None:
+    stack = new_stack("moodle", frame_ancestors=("https://canvas.example.edu", "https://*.example.org/"))
+    with stack.session() as db:
+        for issuer, client in (("https://canvas.instructure.com", "10000000000001"),
+                               ("https://evil.example; script-src *", "e"), ("javascript:alert(1)", "j")):
+            add_registration(db, issuer=issuer, client_id=client, name="x", auth_login_url=(issuer if issuer.startswith("https") else "https://j.example") + "/login",
+                             auth_token_url="https://t.example/token", key_set_url="https://t.example/jwks",
+                             deployment_ids=["1"])
+        db.commit()
+    r = no_cookies().get(stack.tool_url + "/")
+    csp = csp_of(r)
+    ancestors = csp["frame-ancestors"]
+    for origin in ("https://canvas.instructure.com", "https://*.instructure.com", "https://canvas.example.edu",
+                   "https://*.example.org", "'self'", stack.sandbox.url):
+        assert origin in ancestors, (origin, ancestors)
+    # The hostile issuer adds no directive: its host is taken apart like any URL's, nothing more.
+    assert csp["script-src"][0] == "'self'" and "*" not in csp["script-src"]
+    assert not any("javascript" in a or ";" in a for a in ancestors)
+    assert r.headers["Content-Security-Policy"].count("script-src") == 1
+
+
+def test_a_frame_ancestors_setting_that_is_not_an_origin_stops_start_up(database_url: str, keys_dir: Any) -> None:
+    with pytest.raises(Exception, match="frame_ancestors"):
+        make_settings(database_url, keys_dir, frame_ancestors=("https://x.example; script-src *",))
+
+
 def test_a_refused_launch_is_still_shown_inside_the_lms_that_sent_it(new_stack: Any) -> None:
     """The refusal page (here: a disabled deployment) explains to the LMS's admin what to change: it
     must show in the LMS's frame although that platform is not active. It holds no token, no action."""
@@ -320,6 +347,8 @@ def test_a_browser_session_puts_no_session_token_in_any_url_or_log_line(
 
     page.on("request", seen)
     page.on("response", answered)
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     admin = moodle.platform.users_of_kind("admin")[0]
     frame = launch_from_sandbox(page, moodle, admin.name)
     frame.locator("#ledger").wait_for()
@@ -351,6 +380,8 @@ def test_a_browser_session_puts_no_session_token_in_any_url_or_log_line(
     frame.get_by_role("link", name="Back to the admin console").click()
     frame.get_by_role("heading", name="Admin console").wait_for()
 
+    # The policy blocked nothing Tally or the sandbox needs (Chromium reports each refusal on the console).
+    assert not [m for m in console if "Content Security Policy" in m or "Refused to" in m], console
     assert len(tokens) >= 1 and all(len(t) > 40 for t in tokens)
     tool_urls = [u for u in urls if u.startswith(moodle.tool_url)]
     assert len(tool_urls) >= 8
