@@ -162,6 +162,9 @@ class Settings(BaseModel):
     # The sandbox LMS in canvas mode offers platform storage (lti_storage_target) to the tool.
     sandbox_platform_storage: bool = True
     platforms: tuple[StaticPlatform, ...] = ()
+    # Who else may show Tally in a frame (CSP frame-ancestors), besides the registered platforms
+    # with an active deployment: e.g. a Canvas on its own domain, "https://canvas.example.edu".
+    frame_ancestors: tuple[str, ...] = ()
 
     @field_validator("database_url")
     @classmethod
@@ -198,6 +201,19 @@ class Settings(BaseModel):
         # TOOL_OUTBOUND_ALLOWED_HOSTS="moodle.internal, 10.0.0.0/8": a comma-separated list.
         if isinstance(value, str):
             value = tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("frame_ancestors", mode="before")
+    @classmethod
+    def _frame_ancestors(cls, value: Any) -> Any:
+        # TOOL_FRAME_ANCESTORS="https://a.example.edu, https://*.example.org": a comma-separated list.
+        if isinstance(value, str):
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
+        import re
+
+        for v in value:
+            if not re.match(r"^https?://(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?/?$", v):
+                raise ValueError(f"{v!r} is not an origin such as https://lms.example.edu")
         return value
 
     @field_validator("public_base_url")

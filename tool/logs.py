@@ -7,7 +7,8 @@ or worker step it happened in (request id, platform, offering, person), which `b
 Nothing secret reaches a line: fields named like a token, secret, assertion, password or
 authorization are replaced, and the text of every line is scrubbed of JWTs, bearer tokens
 and `st=` session tokens (an exception's message may quote a request). SQL parameters
-never appear: engines are made with `hide_parameters` (tool/db.py).
+never appear: engines are made with `hide_parameters` (tool/db.py), and the values a
+database error quotes back (PostgreSQL's DETAIL line) are replaced too.
 """
 
 from __future__ import annotations
@@ -31,14 +32,21 @@ _SECRET_NAME = re.compile(r"^(?:.*_)?(?:token|secret|secret_key|api_key|assertio
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:st|token|access_token|registration_token|client_assertion)=)[^&\s\"']+")
+# What a database error quotes of the data: PostgreSQL's DETAIL line ("Key (email)=(ada@…) already
+# exists", "Failing row contains (…)"), the value an input syntax error names, and SQLAlchemy's
+# parameter list should an engine not hide it.
+_SQL_DETAIL = re.compile(r"(?m)^(DETAIL:|\[parameters:)[^\n]*")
+_SQL_VALUE = re.compile(r'((?:invalid input (?:syntax|value) for [^:\n]{1,80}|out of range[^:\n]{0,80}): )"[^"\n]*"')
 REDACTED = "[redacted]"
 _HANDLER_MARK = "_tally_handler"
 
 
 def scrub(text: str) -> str:
-    """The text with JWTs, bearer tokens and token query parameters replaced."""
+    """The text with JWTs, bearer tokens, token query parameters and the data a SQL error quotes replaced."""
     text = _JWT.sub(REDACTED, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _SQL_DETAIL.sub(lambda m: f"{m.group(1)} {REDACTED}" + ("]" if m.group(1)[0] == "[" else ""), text)
+    text = _SQL_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
     return _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
 
 

@@ -87,7 +87,7 @@
     var table = $("assessment-list");
 
     function link(a) {
-      return "/assessments/" + a.id + "?st=" + encodeURIComponent(T.sessionToken());
+      return "/assessments/" + a.id;  // opened by a POST carrying the token (session.js), never in the address
     }
 
     /** "no scheme", "draft v2", "applied v1 …", from the versions (newest first). */
@@ -115,7 +115,7 @@
           ? "ledger" + (a.ledgerTypeCodes && a.ledgerTypeCodes.length ? " (" + a.ledgerTypeCodes.map(function (c) { return TYPE_NAMES[c] || c; }).join(", ") + ")" : " (every type)")
           : (a.tasks.length ? a.tasks.length + (a.tasks.length === 1 ? " task" : " tasks") : "total per student");
         tbody.appendChild(el("tr", { "data-assessment": a.id },
-          el("th", { scope: "row" }, el("a", { href: link(a), text: a.title })),
+          el("th", { scope: "row" }, el("a", { href: link(a), "data-post": true, text: a.title })),
           el("td", { class: "num", text: a.maxPoints }),
           el("td", { text: source }),
           el("td", { class: "scheme-cell", text: versions[i] === null ? "" : schemeState(versions[i]) })));

@@ -1,13 +1,42 @@
-/* Keeps the page's session token fresh: before it expires, ask the tool for a new one
-   (POST /api/session/renew), put it into <meta name="tally-session"> and every ?st= link,
-   and tell the page's scripts with a "tally:session" event. A page left open for hours
-   therefore never loses a save to an expired token; renewals stop at the session's
-   maximum age, after which the next call says "open Tally again from your course". */
+/* The page's session token: how it travels, and how it stays fresh.
+
+   Navigation: a link marked `data-post` (<a href="/offerings/1" data-post>) opens its page by
+   a form POST that carries the token as `st`, so a token is never in an address, where it
+   would end up in browser history and in the access logs of every proxy (Tally refuses
+   `?st=` addresses). A download (the CSV) works the same way: the answer is an attachment.
+
+   Renewal: before the token expires, ask the tool for a new one (POST /api/session/renew),
+   put it into <meta name="tally-session"> and every form's `st` field, and tell the page's
+   scripts with a "tally:session" event. A page left open for hours therefore never loses a
+   save to an expired token; renewals stop at the session's maximum age, after which the next
+   call says "open Tally again from your course". */
 (function () {
   "use strict";
 
   var meta = document.querySelector('meta[name="tally-session"]');
-  if (!meta || !window.fetch) return;
+  if (!meta) return;
+
+  document.addEventListener("click", function (event) {
+    if (event.defaultPrevented || event.button !== 0) return;
+    var link = event.target && event.target.closest ? event.target.closest("a[data-post]") : null;
+    if (!link) return;
+    event.preventDefault();
+    var form = document.createElement("form");
+    form.method = "post";
+    form.action = link.getAttribute("href");
+    form.hidden = true;
+    // Ctrl/Cmd/Shift-click: a new tab, as for any link.
+    if (event.ctrlKey || event.metaKey || event.shiftKey) form.target = "_blank";
+    var field = document.createElement("input");
+    field.type = "hidden";
+    field.name = "st";
+    field.value = meta.getAttribute("content") || "";
+    form.appendChild(field);
+    document.body.appendChild(form);
+    form.submit();
+  });
+
+  if (!window.fetch) return;
 
   function claims(token) {
     try {
@@ -29,10 +58,6 @@
 
   function swap(old, fresh) {
     meta.setAttribute("content", fresh);
-    var from = "st=" + encodeURIComponent(old), to = "st=" + encodeURIComponent(fresh);
-    document.querySelectorAll('a[href*="st="]').forEach(function (a) {
-      a.setAttribute("href", a.getAttribute("href").split(from).join(to));
-    });
     document.querySelectorAll('input[name="st"]').forEach(function (input) {
       if (input.value === old) input.value = fresh;
     });

@@ -307,3 +307,17 @@ def launch_from_sandbox(page: Page, stack: Stack, name: str) -> FrameLocator:
     # animation frames that never came ("waiting for element to be visible, enabled and stable").
     page.locator("iframe[name=tool-frame]").scroll_into_view_if_needed()
     return page.frame_locator("iframe[name=tool-frame]")
+
+
+def open_tally_page(page: Page, url: str, token: str) -> None:
+    """Open a Tally page in the browser as its links do: a form POST carrying the session token
+    (a token in the address is refused)."""
+    page.goto("about:blank")
+    with page.expect_navigation():
+        page.evaluate("""([url, token]) => {
+            const form = document.createElement("form");
+            form.method = "post"; form.action = url;
+            const field = document.createElement("input");
+            field.type = "hidden"; field.name = "st"; field.value = token;
+            form.appendChild(field); document.body.appendChild(form); form.submit();
+        }""", [url, token])

@@ -67,7 +67,7 @@ def test_the_admin_cookie_is_httponly_and_strict(moodle_console: Stack) -> None:
 def test_a_teacher_session_is_not_an_admin(admin_stack: Stack) -> None:
     landing = admin_stack.launch(admin_stack.platform.teacher.id)
     assert 'id="admin-link"' not in landing.response.text
-    r = no_cookies().get(admin_stack.tool_url + "/admin", params={"st": landing.token})
+    r = no_cookies().post(admin_stack.tool_url + "/admin", data={"st": landing.token})
     assert r.status_code == 403 and "administrator" in r.text
 
 
@@ -82,14 +82,13 @@ def test_an_lti_administrator_sees_only_their_own_registration(admin_stack: Stac
     admin = stack.platform.users_of_kind("admin")[0]
     landing = stack.launch(admin.id)
     token = landing.token
-    assert f'id="admin-link" href="/admin?st={token}"' in landing.response.text  # how they get there
-    page = no_cookies().get(stack.tool_url + "/admin", params={"st": token})
+    assert 'id="admin-link" data-post href="/admin"' in landing.response.text  # how they get there
+    page = no_cookies().post(stack.tool_url + "/admin", data={"st": token})
     assert page.status_code == 200
     assert stack.platform.issuer in page.text and "other.example.edu" not in page.text
     # Forms carry the session token: no cookie is involved in the LTI path.
-    assert f"st={token}" in page.text
-    r = no_cookies().post(stack.tool_url + f"/admin/deployments/{other_dep}", params={"st": token},
-                          data={"action": "disable"})
+    assert f'<input type="hidden" name="st" value="{token}">' in page.text
+    r = no_cookies().post(stack.tool_url + f"/admin/deployments/{other_dep}", data={"st": token, "action": "disable"})
     assert r.status_code == 404
     with stack.session() as db:
         assert db.get(Deployment, other_dep).status == "active"
@@ -220,8 +219,8 @@ def test_bad_values_are_shown_again_and_nothing_is_stored(moodle_console: Stack,
 def test_an_lti_administrator_cannot_add_registrations(moodle_console: Stack) -> None:
     admin = moodle_console.platform.users_of_kind("admin")[0]
     token = moodle_console.launch(admin.id).token
-    r = no_cookies().post(moodle_console.tool_url + "/admin/register", params={"st": token},
-                          data={"issuer": "https://evil.example", "client_id": "e"})
+    r = no_cookies().post(moodle_console.tool_url + "/admin/register",
+                          data={"st": token, "issuer": "https://evil.example", "client_id": "e"})
     assert r.status_code == 403
 
 

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.e2e.conftest import BROWSER_MISSING, WAIT_MS, Stack, launch_from_sandbox, needs_browser, no_cookies
+from tests.e2e.conftest import BROWSER_MISSING, WAIT_MS, Stack, launch_from_sandbox, needs_browser, no_cookies, open_tally_page
 from tests.seed_schemes import SEED_POINTS
 
 CONTEXT = "https://purl.imsglobal.org/spec/lti/claim/context"
@@ -38,9 +38,9 @@ class Course:
         self.assessment_id = r.json()["id"]
 
     def page(self, token: str | None, path: str | None = None) -> Any:
-        """GET a page as a browser does (no Authorization header, the token in ?st=, cookies refused)."""
+        """Open a page as a browser does (no Authorization header, the token POSTed as `st`, cookies refused)."""
         url = self.stack.tool_url + (path or f"/assessments/{self.assessment_id}")
-        return no_cookies().get(url, params={"st": token} if token else None, headers={"Accept": "text/html"})
+        return no_cookies().post(url, data={"st": token} if token else None, headers={"Accept": "text/html"})
 
 
 @pytest.fixture
@@ -342,7 +342,7 @@ def test_manual_boundaries_move_one_by_one_and_a_collision_names_the_band(course
     ids = [stack.api(t, "/api/me").json()["personId"] for t in course.student_tokens]
     for sid, points in zip(ids, ("55", "38", "28", "22")):
         stack.api(course.teacher, f"/api/assessments/{course.assessment_id}/points/{sid}", "PUT", json={"points": points})
-    page.goto(f"{stack.tool_url}/assessments/{course.assessment_id}?st={course.teacher}")
+    open_tally_page(page, f"{stack.tool_url}/assessments/{course.assessment_id}", course.teacher)
     summary = page.locator("#preview-summary")
     expect(summary).to_contain_text("Pass rate 50.00 %")
 
@@ -397,7 +397,7 @@ def test_a_ledger_fed_assessment_shows_read_only_totals(moodle: Stack, page: "Pa
     r = moodle.api(course.teacher, "/api/grades/entries", "POST",
                    json={"offeringId": course.offering_id, "studentId": sid, "points": "41.5", "typeCode": "EXAM"})
     assert r.status_code == 201, r.text
-    page.goto(f"{moodle.tool_url}/assessments/{course.assessment_id}?st={course.teacher}")
+    open_tally_page(page, f"{moodle.tool_url}/assessments/{course.assessment_id}", course.teacher)
     expect(page.locator("#ledger-note")).to_contain_text("The totals come from the grade ledger")
     expect(page.locator("#ledger-types")).to_have_text(", of every type")
     row = grid_row(page, course.students[0].name)
@@ -412,7 +412,7 @@ def test_thresholds_in_percent_keep_their_place_on_the_axis_and_grade_by_percent
     ids = [stack.api(t, "/api/me").json()["personId"] for t in course.student_tokens]
     for sid, points in zip(ids, ("55", "38", "28")):
         stack.api(course.teacher, f"/api/assessments/{course.assessment_id}/points/{sid}", "PUT", json={"points": points})
-    page.goto(f"{stack.tool_url}/assessments/{course.assessment_id}?st={course.teacher}")
+    open_tally_page(page, f"{stack.tool_url}/assessments/{course.assessment_id}", course.teacher)
     expect(page.locator("#preview-summary")).to_contain_text("Pass rate 66.67 % of 3 graded students")
     # Without tasks the grid has one "Points" column: the fourth total typed there joins the preview.
     total = page.get_by_label(f"Points, {course.students[3].name}")
@@ -452,7 +452,7 @@ PASTE = """(input, text) => {
 def test_a_block_pasted_from_a_spreadsheet_fills_tasks_and_students_and_saves_each_cell(
         moodle: Stack, page: "Page") -> None:
     course = Course(moodle, tasks=[{"title": "Task 1", "maxPoints": 30}, {"title": "Task 2", "maxPoints": 30}])
-    page.goto(f"{moodle.tool_url}/assessments/{course.assessment_id}?st={course.teacher}")
+    open_tally_page(page, f"{moodle.tool_url}/assessments/{course.assessment_id}", course.teacher)
     expect(page.locator("#points-grid tbody tr")).to_have_count(4)
     names = [n.strip() for n in page.locator("#points-grid tbody th").all_inner_texts()]
 

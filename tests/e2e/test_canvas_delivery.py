@@ -298,7 +298,7 @@ def test_once_canvas_throttles_a_batch_the_rest_of_it_is_not_sent_but_retried(
 
 
 def sync_page(k: Klass) -> str:
-    r = no_cookies().get(f"{k.stack.tool_url}/offerings/{k.offering_id}/sync?st={k.teacher}")
+    r = no_cookies().post(f"{k.stack.tool_url}/offerings/{k.offering_id}/sync", data={"st": k.teacher})
     assert r.status_code == 200
     return html.unescape(r.text)
 

@@ -329,7 +329,7 @@ def test_an_lms_error_page_reaches_the_teacher_as_its_status_and_one_line(moodle
             "<p class=\"errormessage\">Exception - Call to a member function out() on null</p></div></body></html>")
     k.platform.faults.fail_next(1, 500, body=page)
 
-    answer = no_cookies().get(f"{k.stack.tool_url}/offerings/{k.offering_id}/sync?readback=1&st={k.teacher}")
+    answer = no_cookies().post(f"{k.stack.tool_url}/offerings/{k.offering_id}/sync?readback=1", data={"st": k.teacher})
 
     assert answer.status_code == 200
     assert "errormessage" not in answer.text and "&lt;p" not in answer.text and "<!DOCTYPE html><html><head>" not in answer.text[100:]

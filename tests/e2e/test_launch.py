@@ -88,9 +88,9 @@ def test_two_resource_links_are_two_offerings_of_one_course(moodle: Stack) -> No
 def test_a_session_reopens_its_offering_page_but_not_another(moodle: Stack) -> None:
     token = moodle.launch(moodle.platform.teacher.id).token or ""
     me = moodle.api(token, "/api/me").json()
-    ok = no_cookies().get(f"{moodle.tool_url}/offerings/{me['offeringId']}", params={"st": token})
+    ok = no_cookies().post(f"{moodle.tool_url}/offerings/{me['offeringId']}", data={"st": token})
     assert ok.status_code == 200 and token in ok.text
-    other = no_cookies().get(f"{moodle.tool_url}/offerings/{me['offeringId'] + 1}", params={"st": token})
+    other = no_cookies().post(f"{moodle.tool_url}/offerings/{me['offeringId'] + 1}", data={"st": token})
     assert other.status_code == 403
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import BROWSER_MISSING, NO_BROWSER, WAIT_MS, Stack, launch_from_sandbox
+from tests.e2e.conftest import BROWSER_MISSING, NO_BROWSER, WAIT_MS, Stack, launch_from_sandbox, open_tally_page
 
 if BROWSER_MISSING:
     pytest.skip(NO_BROWSER, allow_module_level=True)
@@ -160,7 +160,8 @@ def test_a_teacher_records_corrects_and_voids_points_and_a_student_sees_their_to
     token = frame.locator('meta[name="tally-session"]').get_attribute("content")
     whole = page.context.new_page()
     whole.set_viewport_size({"width": 1230, "height": 720})
-    whole.goto(f"{moodle.tool_url}/offerings/{frame.locator('#ledger').get_attribute('data-offering-id')}?st={token}")
+    open_tally_page(whole, f"{moodle.tool_url}/offerings/{frame.locator('#ledger').get_attribute('data-offering-id')}",
+                    token or "")
     whole.locator("#grid tbody tr").first.wait_for(timeout=WAIT_MS)
     whole.screenshot(path="/tmp/teacher.png", full_page=True)
     whole.close()

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tool import clock
-from tests.e2e.conftest import CHROMIUM, Stack, needs_browser, start_stack, stop_all
+from tests.e2e.conftest import CHROMIUM, Stack, needs_browser, start_stack, stop_all, open_tally_page
 
 
 @pytest.fixture
@@ -67,15 +67,21 @@ def test_the_page_renews_its_token_and_its_links_by_itself(short: Stack) -> None
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
-            page = browser.new_context().new_page()
-            page.goto(f"{short.tool_url}/offerings/{me['offeringId']}?st={token}")
+            page = browser.new_context(accept_downloads=True).new_page()
+            open_tally_page(page, f"{short.tool_url}/offerings/{me['offeringId']}", token)
             # 60 s tokens: the page renews after max(5, min(30, exp - now - 60)) = 5 s.
             page.wait_for_function(
                 "old => document.querySelector('meta[name=\"tally-session\"]').content !== old", arg=token,
                 timeout=20000)
             fresh = page.locator('meta[name="tally-session"]').get_attribute("content") or ""
             assert short.api(fresh, "/api/me").json()["personId"] == me["personId"]
+            # Links hold no token; following one POSTs the renewed token, not the launch's.
             href = page.locator("#csv-link").get_attribute("href") or ""
-            assert f"st={fresh}" in href and token not in href
+            assert "st=" not in href and token not in href and fresh not in href
+            with page.expect_download() as download, \
+                    page.expect_request(lambda r: r.url.endswith("summary.csv")) as sent:
+                page.locator("#csv-link").click()
+            assert download.value.suggested_filename.endswith(".csv")
+            assert f"st={fresh}" in (sent.value.post_data or "") and token not in (sent.value.post_data or "")
         finally:
             browser.close()

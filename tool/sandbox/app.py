@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, jsonify, redirect, render_template, request
 
@@ -161,4 +162,19 @@ def create_sandbox_app(config: SandboxConfig) -> Flask:
     nrps.register(app, platform)
     dynreg.register(app, platform)
     deeplink.register(app, platform)
+    _script_policy(app)
     return app
+
+
+def _script_policy(app: Flask) -> None:
+    """As in Tally's pages: scripts run only with this response's nonce (its auto-submitting forms)."""
+    from tool.web.security import csp_nonce
+
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+
+    @app.after_request
+    def _csp(resp: Any) -> Any:
+        if resp.mimetype == "text/html":
+            resp.headers.setdefault("Content-Security-Policy",
+                                    f"script-src 'nonce-{csp_nonce()}'; object-src 'none'; base-uri 'none'")
+        return resp

@@ -3,9 +3,9 @@
 Two kinds of administrator:
 
 * **LTI administrators**: a launch whose roles map to ADMIN or SUPER_ADMIN (tool/lti/claims.py)
-  hands the page its session token like every launch; the console accepts it (`?st=…` in
-  links, a hidden field in forms) and shows only that session's registration. No cookie,
-  so it works inside the LMS's iframe.
+  hands the page its session token like every launch; the console accepts it in a POSTed
+  form (its links POST it too: templates/static/session.js; never in an address) and shows
+  only that session's registration. No cookie, so it works inside the LMS's iframe.
 * **The local administrator**: whoever knows the password in the settings
   (`admin_password_hash`, or `admin_password` in development). A successful login sets a
   signed, HttpOnly, SameSite=Strict cookie: the console is then used first-party, outside
@@ -165,11 +165,15 @@ class AdminIdentity:
         return self.kind == "local"
 
     def url(self, path: str, **params: Any) -> str:
-        """A console URL that keeps this administrator signed in (adds ?st= for LTI sessions)."""
+        """A console URL (never with the session token: LTI administrators POST it, see `back`)."""
         query = {k: v for k, v in params.items() if v is not None}
-        if self.session_token:
-            query["st"] = self.session_token
         return path + ("?" + urlencode(query) if query else "")
+
+    @property
+    def redirect_code(self) -> int:
+        """After a POST: 303 for the local administrator (cookie), 307 for an LTI administrator, whose
+        browser then POSTs its form, and so its token, to the console again."""
+        return 307 if self.session_token else 303
 
     def sees(self, registration_id: int) -> bool:
         """True when this administrator may see and change the registration."""

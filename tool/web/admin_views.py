@@ -77,7 +77,7 @@ def _registration_in_scope(db: Session, admin: AdminIdentity, registration_id: i
     return reg
 
 
-@bp.get("/admin")
+@bp.route("/admin", methods=["GET", "POST"])
 @requires_admin
 def console() -> Any:
     """The overview: every registration the admin may see, its deployments, recent launches."""
@@ -85,7 +85,7 @@ def console() -> Any:
     db = get_db()
     regs = _registrations(db, admin)
     return render_template(
-        "admin/console.html", admin=admin, registrations=regs, records=_recent_launches(db, admin, regs),
+        "admin/console.html", admin=admin, token=admin.session_token, registrations=regs, records=_recent_launches(db, admin, regs),
         urls=tool_urls(get_services().settings), settings=get_services().settings,
         notice=request.args.get("notice", ""),
     )
@@ -111,7 +111,7 @@ def change_deployment(deployment_pk: int) -> Any:
     event(log, "deployment.status_changed", platform=reg.issuer, client_id=reg.client_id,
           deployment_id=dep.deployment_id, status=status, by=admin.label)
     notice = f"Deployment {dep.deployment_id} of {reg.name or reg.issuer} is now {status}."
-    return redirect(admin.url("/admin", notice=notice), code=303)
+    return redirect(admin.url("/admin", notice=notice), code=admin.redirect_code)
 
 
 # -- test services ----------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def test_services(registration_id: int) -> Any:
     probes.append(token_probe)
     if token and offering is not None:
         probes.append(probe_lineitems(svc.http, offering.ags_lineitems_url, token, timeout))
-    return render_template("admin/test_services.html", admin=admin, registration=values, probes=probes,
+    return render_template("admin/test_services.html", admin=admin, token=admin.session_token, registration=values, probes=probes,
                            offering=offering, token_granted=token is not None)
 
 
@@ -155,7 +155,7 @@ _REQUIRED = ("issuer", "client_id", "auth_login_url", "auth_token_url", "key_set
 def _register_page(admin: AdminIdentity, form: dict[str, str], errors: dict[str, str] | None = None,
                    message: str = "") -> str:
     settings = get_services().settings
-    return render_template("admin/register.html", admin=admin, urls=tool_urls(settings),
+    return render_template("admin/register.html", admin=admin, token=admin.session_token, urls=tool_urls(settings),
                            platforms=manual_instructions(settings), form=form, errors=errors or {}, message=message)
 
 
@@ -171,6 +171,8 @@ def register_form() -> Any:
 def register_submit() -> Any:
     """Store a registration from the platform's values (the local administrator only)."""
     admin = current_admin()
+    if request.values.get("nav") == "1":
+        return _register_page(admin, {})  # an LTI administrator's link to this page (a POST carrying the token)
     if not admin.is_local:
         raise Forbidden("Only Tally's local administrator adds registrations; LMS administrators see their own.")
     form = {k: (request.form.get(k) or "").strip() for k in _FORM_FIELDS}
@@ -193,7 +195,7 @@ def register_submit() -> Any:
     event(log, "registration.saved", platform=reg.issuer, client_id=reg.client_id, source="admin",
           deployment_id=form["deployment_id"] or None, by=admin.label)
     notice = f"Registered {reg.name} (client_id {reg.client_id})."
-    return redirect(admin.url("/admin", notice=notice), code=303)
+    return redirect(admin.url("/admin", notice=notice), code=admin.redirect_code)
 
 
 # -- invitations ----------------------------------------------------------------------------------

@@ -149,6 +149,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.register_blueprint(admin_views.bp)
     app.register_blueprint(sync_views.bp)
     errors.register(app)
+    from tool.web import security
+
+    security.register(app)  # CSP with nonces, frame-ancestors, no-store, HSTS; `?st=` refused
     ops_views.register(app)  # request ids, request metrics, /healthz, /readyz, /metrics
 
     if settings.platforms:
@@ -169,7 +172,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @app.after_request
     def _security_headers(resp: Any) -> Any:
-        # Session tokens travel in URLs: never leak them through Referer.
+        # Nothing of a page (addresses, ids) leaks to other sites through Referer.
         resp.headers.setdefault("Referrer-Policy", "no-referrer")
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         return resp

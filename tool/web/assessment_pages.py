@@ -22,10 +22,10 @@ from tool.web.pages import LandingView
 bp = Blueprint("assessment_pages", __name__)
 
 
-@bp.get("/assessments/<int:assessment_id>")
+@bp.route("/assessments/<int:assessment_id>", methods=["GET", "POST"])
 @requires_session
 def assessment_page(assessment_id: int) -> Any:
-    """The assessment's workspace for the staff of its course (links carry ?st=…)."""
+    """The assessment's workspace for the staff of its course (links POST the token: session.js)."""
     s = current_session()
     if not s.is_staff:
         if Role.STUDENT in s.roles:

@@ -1,8 +1,10 @@
 """The session token: handed to the page at launch, carried by every later request.
 
 It is an HS256 JWT bound to person, course, offering, registration and roles, valid for
-`session_ttl_seconds`. Pages receive it as `?st=…` (links) and expose it to scripts as
-`<meta name="tally-session">`; the JSON API takes it as `Authorization: Bearer …`.
+`session_ttl_seconds`. Pages expose it to scripts as `<meta name="tally-session">`; the
+JSON API takes it as `Authorization: Bearer …`; a page is opened by a form POST carrying it
+as `st` (templates/static/session.js), never by a URL holding it: URLs end up in logs and
+browser history, and a `?st=` URL is refused (tool/web/security.py).
 No cookie is involved, so it works in iframes where the browser blocks third-party
 cookies (Safari, Chrome with tracking protection).
 """
@@ -92,11 +94,11 @@ def read_token(secret: bytes, token: str) -> SessionClaims:
 
 
 def token_from_request() -> str | None:
-    """The token of this request: Authorization: Bearer, else `st` in the query or form."""
+    """The token of this request: Authorization: Bearer, else `st` in a POSTed form (never the query)."""
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
-    return request.args.get("st") or request.form.get("st") or None
+    return request.form.get("st") or None
 
 
 def current_session() -> SessionClaims:

@@ -339,12 +339,12 @@ def group_summary(group_id: int, offering_id: int) -> Any:
     return jsonify(groupId=group_id, offeringId=offering.id, typeCodes=list(TYPE_CODES), students=rows)
 
 
-@bp.get("/groups/<int:group_id>/offerings/<int:offering_id>/summary.csv")
+@bp.route("/groups/<int:group_id>/offerings/<int:offering_id>/summary.csv", methods=["GET", "POST"])
 @requires_staff
 def group_summary_csv(group_id: int, offering_id: int) -> Any:
     """The summary as CSV (one row per student, a column per type code): UTF-8 with BOM, formula
-    cells escaped; `?format=semicolon` for spreadsheets that use a decimal comma (tool/web/csv_export.py)."""
-    dialect = csv_export.dialect_of(request.args.get("format"))
+    cells escaped (the page's link POSTs its token); `?format=semicolon` for spreadsheets that use a decimal comma (tool/web/csv_export.py)."""
+    dialect = csv_export.dialect_of(request.values.get("format"))
     offering, rows = group_summary_rows(group_id, offering_id)
     N = csv_export.Number
     header = ["student_id", "name", "email", "in_roster", "total", *[c.lower() for c in TYPE_CODES], "entries"]

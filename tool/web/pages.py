@@ -111,10 +111,10 @@ def index() -> Any:
     )
 
 
-@bp.get("/offerings/<int:offering_id>")
+@bp.route("/offerings/<int:offering_id>", methods=["GET", "POST"])
 @requires_session
 def offering_page(offering_id: int) -> Any:
-    """Reopen the landing page of the session's offering (links carry ?st=…)."""
+    """Reopen the landing page of the session's offering (links POST the token: session.js)."""
     from flask import g
 
     s = current_session()

@@ -1,11 +1,12 @@
 """The teacher's sync page and the delivery JSON API: what Tally sent to the LMS gradebook.
 
-Page:  GET  /offerings/{id}/sync            per student and column: state and the LMS's words
+Page:  POST /offerings/{id}/sync            per student and column: state and the LMS's words
+       (the page's links POST the session token, never put it in the address)
        POST /offerings/{id}/sync/now        compute every score again and deliver (inline, bounded)
        POST /offerings/{id}/sync/retry      send the failed ones again
        POST /offerings/{id}/sync/resend     send chosen scores over what the LMS holds
        POST /offerings/{id}/sync/maximum    the total column's maximum
-       GET  /offerings/{id}/sync?readback=1 also read the LMS gradebook back, list differences
+       POST /offerings/{id}/sync?readback=1 also read the LMS gradebook back, list differences
 API:   the same under /api/offerings/{offeringId}/delivery… (JSON, `{code, message, details}` errors)
 
 Who: the staff of the offering's course (the ledger's rules). The LMS is called only after
@@ -205,7 +206,9 @@ def _page_token() -> str:
 
 
 def _back(offering_id: int, done: str, **values: Any) -> Any:
-    return redirect(url_for("sync_views.page", offering_id=offering_id, st=_page_token(), done=done, **values), 303)
+    # 307: the browser POSTs the same form (and so the token) to the page; the address holds only
+    # what was done. Reloading it shows the page again, it does not repeat the action.
+    return redirect(url_for("sync_views.page", offering_id=offering_id, done=done, **values), 307)
 
 
 def _message() -> str | None:
@@ -219,7 +222,7 @@ def _message() -> str | None:
         return None
 
 
-@bp.get("/offerings/<int:offering_id>/sync")
+@bp.route("/offerings/<int:offering_id>/sync", methods=["GET", "POST"])
 @requires_staff
 def page(offering_id: int) -> Any:
     """The teacher's view of delivery to the LMS gradebook."""
@@ -228,7 +231,7 @@ def page(offering_id: int) -> Any:
     db = get_db()
     view = LandingView.from_db(db, LaunchContext(s.registration_id, s.person_id, s.course_id, oid, s.roles))
     data = status.offering_delivery(db, offering_id=oid)
-    rb = _read_back(oid) if request.args.get("readback") == "1" else None
+    rb = _read_back(oid) if request.values.get("readback") == "1" else None
     return render_template("teacher_sync.html", token=_page_token(), view=view, roles=[r.value for r in s.roles],
                            data=data, readback=rb, message=_message(), money=money, rules=rules,
                            waiting_minutes=max(1, round(get_services().settings.delivery_waiting_seconds / 60)))
