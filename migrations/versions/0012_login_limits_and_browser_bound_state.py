@@ -2,7 +2,7 @@
 the Argon2 re-hash of an older admin password hash, and the platform storage a login was offered
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ from tool.db import UTCDateTime
 
 
 revision = '0012'
-down_revision = '0008'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
