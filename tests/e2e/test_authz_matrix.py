@@ -119,6 +119,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/grades/students/<int:student_id>/offerings/<int:offering_id>"): "self_or_staff",
     ("GET", "/api/grades/groups/<int:group_id>/offerings/<int:offering_id>/summary"): "staff",
     ("GET", "/api/grades/groups/<int:group_id>/offerings/<int:offering_id>/summary.csv"): "staff",
+    ("POST", "/api/grades/groups/<int:group_id>/offerings/<int:offering_id>/summary.csv"): "staff",
     # roster
     ("GET", "/api/groups/<int:group_id>/roster"): "staff",
     ("POST", "/api/groups/<int:group_id>/roster/sync"): "staff",
@@ -131,8 +132,11 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/offerings/<int:offering_id>/delivery/readback"): "staff",
     # pages
     ("GET", "/offerings/<int:offering_id>"): "page_member",
+    ("POST", "/offerings/<int:offering_id>"): "page_member",
     ("GET", "/assessments/<int:assessment_id>"): "page_member",
+    ("POST", "/assessments/<int:assessment_id>"): "page_member",
     ("GET", "/offerings/<int:offering_id>/sync"): "page_staff",
+    ("POST", "/offerings/<int:offering_id>/sync"): "page_staff",
     ("POST", "/offerings/<int:offering_id>/sync/now"): "page_staff",
     ("POST", "/offerings/<int:offering_id>/sync/retry"): "page_staff",
     ("POST", "/offerings/<int:offering_id>/sync/resend"): "page_staff",
@@ -142,6 +146,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/admin/login"): "admin_login",
     ("POST", "/admin/logout"): "admin_login",
     ("GET", "/admin"): "admin",
+    ("POST", "/admin"): "admin",
+    ("POST", "/admin/invitations"): "admin",
     ("POST", "/admin/deployments/<int:deployment_pk>"): "admin",
     ("POST", "/admin/registrations/<int:registration_id>/test"): "admin",
     ("GET", "/admin/register"): "admin",
