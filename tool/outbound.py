@@ -11,7 +11,8 @@ metrics still count every call) enforces, per connection and per request:
   private, link-local (cloud metadata 169.254.169.254 included), shared, multicast, reserved
   and unspecified addresses are refused unless allow-listed (`outbound_allowed_hosts`: a host,
   a host:port, a network, or "sandbox" for the sandbox LMS's port);
-- **how long**: one total deadline for connect, headers and body (`outbound_deadline_seconds`);
+- **how long**: one total deadline for name resolution, connect, headers and body
+  (`outbound_deadline_seconds`);
   a server trickling a byte every few seconds beats a per-read timeout, not this;
 - **how much**: at most `outbound_max_bytes` from the wire, and as much after decompression;
 - **where next**: `fetch` follows a redirect only to the same scheme, host and port.
@@ -23,13 +24,16 @@ but never a fetched body, nor the difference between a refused and a reset conne
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import contextvars
 import functools
 import http.client
 import io
 import ipaddress
+import os
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -174,14 +178,17 @@ class Policy:
                 return True
         return is_public_address(ip)
 
-    def addresses(self, host: str, port: int) -> list[str]:
-        """The addresses Tally may connect to for host:port, resolved once (DestinationRefused if none)."""
+    def addresses(self, host: str, port: int, *, timeout: float | None = None) -> list[str]:
+        """The addresses Tally may connect to for host:port, resolved once (DestinationRefused if none);
+        a resolution that takes longer than `timeout` raises TimeoutError."""
         bare = host.strip("[]").rstrip(".")
         try:
             found = [str(ipaddress.ip_address(bare))]  # a literal: nothing to resolve
         except ValueError:
             try:
-                found = self.resolve(bare, port)
+                found = self._resolve_within(bare, port, timeout)
+            except TimeoutError:
+                raise
             except OSError as exc:
                 raise _Refusal(f"{host} does not resolve: {exc}", unreachable=True) from None
         if self.host_allowed(bare, port):
@@ -191,6 +198,31 @@ class Policy:
             raise _Refusal(f"{host}:{port} resolves to {', '.join(found) or 'nothing'}, which Tally does not call "
                            "(loopback, private, link-local or reserved; allow it with outbound_allowed_hosts)")
         return allowed
+
+
+    def _resolve_within(self, host: str, port: int, timeout: float | None) -> list[str]:
+        # getaddrinfo has no timeout of its own: a slow DNS server must not outlast the deadline.
+        if timeout is None:
+            return self.resolve(host, port)
+        future = _resolver_pool().submit(self.resolve, host, port)
+        try:
+            return future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"resolving {host} took longer than the deadline") from None
+
+
+_pool: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+
+
+def _resolver_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """A few threads for name resolution, made again after a fork (gunicorn's workers)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="tally-dns"))
+        return _pool[1]
 
 
 def _bracket(host: str) -> str:
@@ -309,8 +341,13 @@ class _GuardedMixin:
     def _new_conn(self) -> socket.socket:
         host = self._dns_host  # type: ignore[attr-defined]
         port = int(self.port)  # type: ignore[attr-defined]
-        addresses = self.policy.addresses(host, port)
         lim = self._limits
+        try:
+            addresses = self.policy.addresses(host, port, timeout=lim.remaining() if lim is not None else None)
+        except TimeoutError:
+            if lim is not None:
+                lim.tripped = lim.tripped or "deadline"
+            raise
         last: Exception | None = None
         for address in addresses:
             timeout = self.timeout  # type: ignore[attr-defined]

@@ -410,3 +410,22 @@ def test_https_is_guarded_too(servers: Any, tmp_path: Any) -> None:
     assert not lms.finished.is_set()
     with pytest.raises(DestinationRefused):
         fetch(session(), "GET", base + "/")
+
+
+def test_a_slow_name_resolution_counts_against_the_deadline(servers: Any) -> None:
+    lms = servers(lambda h: answer(h))
+    release = threading.Event()
+
+    def slow_dns(host: str, port: int) -> list[str]:
+        release.wait(30)  # a DNS server that does not answer
+        return ["127.0.0.1"]
+
+    settings = make_settings("sqlite:///unused.db", "keys", outbound_allowed_hosts=("127.0.0.1",), sandbox_enabled=False)
+    http = requests.Session()
+    http.mount("http://", GuardedAdapter(Policy.from_settings(settings, resolve=slow_dns)))
+    try:
+        with pytest.raises(DeadlineExceeded):
+            fetch(http, "GET", f"http://slow-dns.example:{lms.port}/", deadline_seconds=0.5)
+    finally:
+        release.set()
+    assert lms.connections == 0

@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from tool.clock import utcnow
 from tool.config import Settings
 from tool.errors import Forbidden, ValidationError
 from tool.lti.models import RegistrationInvitation
+
+log = logging.getLogger("tool.lti.invitations")
 
 PARAM = "invitation"
 MAX_NAME = 200
@@ -172,14 +176,19 @@ def use(db: Session, claimed: ClaimedInvitation, registration_id: int) -> None:
 
 
 def release(db: Session, claimed: ClaimedInvitation) -> None:
-    """Let an invitation go after a failed registration (commits)."""
-    db.execute(
-        update(RegistrationInvitation)
-        .where(RegistrationInvitation.id == claimed.id, RegistrationInvitation.used_at.is_(None))
-        .values(claimed_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    db.commit()
+    """Let an invitation go after a failed registration (commits). When the database fails too,
+    the hold simply runs out (`claim`'s hold_seconds)."""
+    try:
+        db.execute(
+            update(RegistrationInvitation)
+            .where(RegistrationInvitation.id == claimed.id, RegistrationInvitation.used_at.is_(None))
+            .values(claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        db.commit()
+    except SQLAlchemyError:
+        db.rollback()
+        log.warning("invitation %s not released; it is free again when its hold runs out", claimed.id)
 
 
 def help_text(settings: Settings) -> str:
