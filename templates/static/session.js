@@ -3,7 +3,8 @@
    Navigation: a link marked `data-post` (<a href="/offerings/1" data-post>) opens its page by
    a form POST that carries the token as `st`, so a token is never in an address, where it
    would end up in browser history and in the access logs of every proxy (Tally refuses
-   `?st=` addresses). A download (the CSV) works the same way: the answer is an attachment.
+   `?st=` addresses). A download (the CSV, `<a download data-post>`) is POSTed into a hidden
+   frame, so the page itself never starts navigating (which would stop its scripts loading).
 
    Renewal: before the token expires, ask the tool for a new one (POST /api/session/renew),
    put it into <meta name="tally-session"> and every form's `st` field, and tell the page's
@@ -25,8 +26,20 @@
     form.method = "post";
     form.action = link.getAttribute("href");
     form.hidden = true;
-    // Ctrl/Cmd/Shift-click: a new tab, as for any link.
-    if (event.ctrlKey || event.metaKey || event.shiftKey) form.target = "_blank";
+    if (link.hasAttribute("download")) {
+      // A file (the CSV) arrives in a hidden frame of its own: this page goes on loading and working.
+      var target = document.querySelector('iframe[name="tally-download"]');
+      if (!target) {
+        target = document.createElement("iframe");
+        target.name = "tally-download";
+        target.title = "Downloads";
+        target.hidden = true;
+        document.body.appendChild(target);
+      }
+      form.target = "tally-download";
+    } else if (event.ctrlKey || event.metaKey || event.shiftKey) {
+      form.target = "_blank";  // Ctrl/Cmd/Shift-click: a new tab, as for any link
+    }
     var field = document.createElement("input");
     field.type = "hidden";
     field.name = "st";

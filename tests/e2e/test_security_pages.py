@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -363,6 +364,10 @@ def test_a_browser_session_puts_no_session_token_in_any_url_or_log_line(
     frame.get_by_role("link", name="Grades in the LMS").click()
     frame.get_by_role("heading", name="Grades in the LMS").wait_for()
     frame.get_by_role("button", name=re.compile("Retry failed")).wait_for()
+    # A button's form answers 307: the browser POSTs the form (and its token) to the page again.
+    frame.get_by_role("button", name="Sync now").click()
+    frame.locator("#sync-message").wait_for()
+    assert "Synchronised" in (frame.locator("#sync-message").text_content() or "")
     frame.get_by_role("link", name="Check the LMS gradebook").click()
     frame.locator("#readback-table, #readback").first.wait_for()
     frame.get_by_role("link", name=re.compile("Back to")).click()
@@ -370,6 +375,7 @@ def test_a_browser_session_puts_no_session_token_in_any_url_or_log_line(
     with page.expect_download() as download:
         frame.get_by_role("link", name="Download CSV").click()
     assert download.value.suggested_filename.endswith(".csv")
+    assert "student_id" in Path(download.value.path()).read_text(encoding="utf-8-sig")
     frame.get_by_role("link", name="Essay").click()
     frame.get_by_role("heading", name="Essay").wait_for()
     frame.locator(".crumbs a").click()
@@ -379,6 +385,14 @@ def test_a_browser_session_puts_no_session_token_in_any_url_or_log_line(
     frame.get_by_role("link", name=re.compile("Register a platform")).click()
     frame.get_by_role("link", name="Back to the admin console").click()
     frame.get_by_role("heading", name="Admin console").wait_for()
+    frame.get_by_role("button", name=re.compile("Test services")).click()
+    frame.get_by_role("heading", name=re.compile("Services of")).wait_for()
+    frame.get_by_role("link", name="Back to the admin console").click()
+    frame.get_by_role("heading", name="Admin console").wait_for()
+    # And a student's page.
+    frame = launch_from_sandbox(page, moodle, moodle.platform.students[0].name)
+    frame.locator('meta[name="tally-session"]').wait_for(state="attached")
+    tokens.add(frame.locator('meta[name="tally-session"]').get_attribute("content") or "")
 
     # The policy blocked nothing Tally or the sandbox needs (Chromium reports each refusal on the console).
     assert not [m for m in console if "Content Security Policy" in m or "Refused to" in m], console

@@ -165,7 +165,7 @@ class AdminIdentity:
         return self.kind == "local"
 
     def url(self, path: str, **params: Any) -> str:
-        """A console URL (never with the session token: LTI administrators POST it, see `back`)."""
+        """A console URL (never with the session token: LTI administrators POST it, see `redirect_code`)."""
         query = {k: v for k, v in params.items() if v is not None}
         return path + ("?" + urlencode(query) if query else "")
 
