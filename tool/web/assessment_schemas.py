@@ -54,7 +54,7 @@ class AssessmentCreate(ApiModel):
     max_points: MaxPoints
     source: Literal["tasks", "ledger"] = "tasks"
     kind: Literal["exam", "course_grade"] = "exam"
-    ledger_type_codes: list[TypeCode] | None = None
+    ledger_type_codes: list[TypeCode] | None = Field(default=None, max_length=20)
     tasks: list[TaskIn] = Field(default_factory=list, max_length=100)
 
 

@@ -116,15 +116,23 @@ def check_request() -> None:
                                       details=[{"field": key[:40], "message": why}])
 
 
-def sane_datetime(value: dt.datetime, name: str) -> dt.datetime:
-    """A datetime within EARLIEST … LATEST (far dates overflow the database and mean a typing slip)."""
+def datetime_problem(value: dt.datetime) -> str | None:
+    """Why a datetime is outside EARLIEST … LATEST (far dates overflow the database and are typing
+    slips; year 1 at +14:00 does not even exist in UTC), or None."""
     try:
         utc = value.astimezone(dt.timezone.utc)
     except (OverflowError, ValueError):
         utc = None
     if utc is None or not EARLIEST <= utc < LATEST:
-        raise ValidationError(f"'{name}' must be between {EARLIEST.year} and {LATEST.year - 1}.",
-                              details=[{"field": name, "message": f"outside {EARLIEST.year}-{LATEST.year - 1}"}])
+        return f"must be between {EARLIEST.year} and {LATEST.year - 1}"
+    return None
+
+
+def sane_datetime(value: dt.datetime, name: str) -> dt.datetime:
+    """`value`, or a ValidationError naming the parameter when datetime_problem finds one."""
+    problem = datetime_problem(value)
+    if problem:
+        raise ValidationError(f"'{name}' {problem}.", details=[{"field": name, "message": problem}])
     return value
 
 

@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 from tool.decimals import POINTS_PATTERN
 from tool.ledger.models import TYPE_CODES
 from tool.ledger.rules import DESCRIPTION_MAX, REASON_MAX, check_type, parse_points
-from tool.web.requests import EARLIEST, ID_MAX, LATEST
+from tool.web.requests import ID_MAX, datetime_problem
 
 PointsValue = Annotated[
     Decimal,
@@ -37,12 +37,9 @@ Version = Annotated[int, Field(ge=1, le=ID_MAX)]
 
 
 def _sane(value: dt.datetime) -> dt.datetime:
-    try:
-        utc = value.astimezone(dt.timezone.utc)
-    except (OverflowError, ValueError):
-        utc = None
-    if utc is None or not EARLIEST <= utc < LATEST:
-        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year - 1}")
+    problem = datetime_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
