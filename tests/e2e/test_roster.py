@@ -270,3 +270,22 @@ def test_an_empty_roster_from_the_lms_makes_nobody_leave(moodle: Stack) -> None:
         db.commit()
     assert (change.left, change.total) == (0, 0)
     assert membership_of(moodle, student.id)[1].status == "active"
+
+
+def test_names_longer_than_tally_keeps_are_cut_and_the_roster_still_syncs(stack: Stack) -> None:
+    # A platform (or a student editing their own profile) may send names longer than Tally's
+    # columns, or a NUL: on PostgreSQL that was a database error that stopped the whole sync.
+    student = stack.platform.students[0]
+    student.name = "N" * 400
+    student.given_name, student.family_name = "G" * 250, "F" * 250
+    student.email = "nul\x00" + "e" * 400 + "@example.edu"
+    token, group_id = teacher_session(stack)
+
+    answer = sync(stack, token, group_id)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["total"] == 10
+    person, membership = membership_of(stack, student.id)
+    assert (person.name, person.given_name, person.family_name) == ("N" * 300, "G" * 200, "F" * 200)
+    assert "\x00" not in person.email and len(person.email) == 320
+    assert membership.status == "active"

@@ -179,8 +179,14 @@ def parse_status(value: object) -> MemberStatus:
     return MemberStatus.ACTIVE
 
 
-def _text(value: object) -> str:
-    return value.strip() if isinstance(value, str) else ""
+# Column widths of person (tool/lti/models.py): what a platform sends beyond them is cut, not a
+# database error that stops the whole roster sync on PostgreSQL (SQLite would store it whole).
+NAME_MAX, PART_MAX, EMAIL_MAX, USER_ID_MAX = 300, 200, 320, 255
+
+
+def _text(value: object, limit: int) -> str:
+    # A NUL is refused by PostgreSQL in any text column; nobody's name contains one.
+    return value.replace("\x00", "").strip()[:limit] if isinstance(value, str) else ""
 
 
 def parse_member(data: object) -> Member | None:
@@ -189,16 +195,18 @@ def parse_member(data: object) -> Member | None:
         return None
     raw_id = data.get("user_id")
     user_id = str(raw_id).strip() if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else ""
-    if not user_id:
+    if not user_id or len(user_id) > USER_ID_MAX or "\x00" in user_id:
+        # No key, or one Tally cannot store (and would not match a launch's `sub`, which is
+        # refused past 255 characters too): the member is skipped, the rest of the roster syncs.
         return None
     roles = data.get("roles")
     return Member(
         user_id=user_id,
         status=parse_status(data.get("status")),
-        name=_text(data.get("name")),
-        given_name=_text(data.get("given_name")),
-        family_name=_text(data.get("family_name")),
-        email=_text(data.get("email")),
+        name=_text(data.get("name"), NAME_MAX),
+        given_name=_text(data.get("given_name"), PART_MAX),
+        family_name=_text(data.get("family_name"), PART_MAX),
+        email=_text(data.get("email"), EMAIL_MAX),
         roles=tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else (),
     )
 
