@@ -154,6 +154,8 @@ class Settings(BaseModel):
     admin_login_lockout_max_seconds: float = Field(default=3600.0, ge=1, le=604800)
     # Rows an anonymous client may create: OIDC login initiations (login_state) per client address
     # per state_ttl_seconds, and recorded launch refusals (launch_record) per address per hour.
+    # Where the limiter counts: the database (rate_limit table) or Redis at redis_url.
+    limiter: Literal["database", "redis"] = "database"
     login_states_per_client: int = Field(default=300, ge=1, le=100000)
     refusals_recorded_per_client: int = Field(default=100, ge=1, le=100000)
     # Browser-bound OIDC state (tool/web/lti_views.py): a launch from a browser that keeps the tool's

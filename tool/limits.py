@@ -5,6 +5,8 @@ limit the key is refused until a lockout ends; with `lockout_seconds` each locko
 the one before (up to `lockout_max_seconds`), without it the refusal lasts until the window ends.
 Counts live in the `rate_limit` table (tool/ops/models.py), so four gunicorn workers or two
 machines count together; every step is one conditional UPDATE, atomic on SQLite and PostgreSQL.
+With `limiter = "redis"` they live in Redis instead (one Lua script per step, as atomic), and no
+attempt writes to the database; if Redis cannot be reached the database counts.
 
 Used for:
 
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -27,6 +31,7 @@ from sqlalchemy.orm import Session
 from tool.db import upsert
 from tool.ops.models import RateLimit
 
+log = logging.getLogger("tool.limits")
 _T = RateLimit.__table__
 _C = _T.c
 
@@ -120,3 +125,115 @@ def purge(db: Session, *, now: dt.datetime, older_than: dt.timedelta = dt.timede
     result = db.connection().execute(delete(_T).where(
         _C.window_start < cut, or_(_C.locked_until.is_(None), _C.locked_until < cut)))
     return int(result.rowcount or 0)
+
+
+# -- where the counts live ------------------------------------------------------------------------
+
+
+class Limiter:
+    """The counts of one installation: in the database (default) or in Redis (`limiter = "redis"`)."""
+
+    def __init__(self, db: Session) -> None:
+        self.db = db
+
+    def hit(self, rule: Rule, who: str, *, now: dt.datetime) -> Decision:
+        """Count one event (see `hit`); the caller commits the database session before the expensive part."""
+        return hit(self.db, rule, who, now=now)
+
+    def locked(self, rule: Rule, who: str, *, now: dt.datetime) -> int:
+        """Seconds until `who` may try again (0: not locked)."""
+        return locked(self.db, rule, who, now=now)
+
+    def clear(self, rule: Rule, who: str) -> None:
+        """Forget `who`'s count and lockouts."""
+        clear(self.db, rule, who)
+
+
+# One atomic step in Redis, the same rule as the database's UPDATEs: a hash per key with the count,
+# the window's start, the lockout's end and the number of lockouts; it expires when forgotten.
+_REDIS_HIT = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local lockout, lockmax, forget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local h = redis.call('HMGET', KEYS[1], 'count', 'start', 'locked', 'lockouts')
+local count, start = tonumber(h[1]) or 0, tonumber(h[2]) or now
+local locked, lockouts = tonumber(h[3]) or 0, tonumber(h[4]) or 0
+if locked > now then return {'0', tostring(locked), tostring(count)} end
+if start <= now - forget then lockouts = 0 end
+if start <= now - window then count = 1; start = now else count = count + 1 end
+local finish = 0
+local seen = count
+if count > limit then
+  if lockout > 0 then
+    finish = now + math.min(lockout * 2 ^ math.min(lockouts, 30), lockmax)
+    lockouts = lockouts + 1; count = 0; start = now
+  else
+    finish = start + window
+  end
+end
+redis.call('HSET', KEYS[1], 'count', count, 'start', tostring(start), 'locked', tostring(finish), 'lockouts', lockouts)
+redis.call('EXPIRE', KEYS[1], math.ceil(math.max(forget, finish - now, window)) + 60)
+if finish > 0 then return {'0', tostring(finish), tostring(seen)} end
+return {'1', '0', tostring(seen)}
+"""
+REDIS_PREFIX = "tally:limit:"
+
+
+class RedisLimiter(Limiter):
+    """Counts in Redis: no database write per attempt. Redis down → the database counts instead."""
+
+    def __init__(self, client: Any, db: Session) -> None:
+        super().__init__(db)
+        self.client = client
+        self._script = client.register_script(_REDIS_HIT)
+
+    def _key(self, rule: Rule, who: str) -> str:
+        return REDIS_PREFIX + f"{rule.name}:{who}"[:200]
+
+    def hit(self, rule: Rule, who: str, *, now: dt.datetime) -> Decision:
+        import redis
+
+        t = now.timestamp()
+        try:
+            allowed, until, seen = self._script(keys=[self._key(rule, who)], args=[
+                repr(t), rule.window_seconds, rule.limit, rule.lockout_seconds, rule.lockout_max_seconds,
+                rule.forget_seconds])
+        except redis.RedisError as exc:
+            log.warning("limiter in Redis unavailable (%s): counting in the database", exc)
+            return super().hit(rule, who, now=now)
+        if allowed in (b"1", "1"):
+            return Decision(True, 0, int(seen))
+        return Decision(False, max(1, math.ceil(float(until) - t)), int(seen))
+
+    def locked(self, rule: Rule, who: str, *, now: dt.datetime) -> int:
+        import redis
+
+        try:
+            until = self.client.hget(self._key(rule, who), "locked")
+        except redis.RedisError:
+            return super().locked(rule, who, now=now)
+        wait = float(until or 0) - now.timestamp()
+        return max(1, math.ceil(wait)) if wait > 0 else 0
+
+    def clear(self, rule: Rule, who: str) -> None:
+        import redis
+
+        try:
+            self.client.delete(self._key(rule, who))
+        except redis.RedisError:
+            super().clear(rule, who)
+
+
+_REDIS_CLIENTS: dict[str, Any] = {}
+
+
+def limiter(settings: Any, db: Session) -> Limiter:
+    """The limiter the settings ask for (`limiter`: "database" or "redis" at `redis_url`)."""
+    if getattr(settings, "limiter", "database") != "redis":
+        return Limiter(db)
+    client = _REDIS_CLIENTS.get(settings.redis_url)
+    if client is None:
+        import redis
+
+        client = _REDIS_CLIENTS[settings.redis_url] = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    return RedisLimiter(client, db)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import secrets
 import threading
 from typing import Any, Callable, Iterator
 
@@ -16,7 +17,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from tool import clock
+from tool import clock, limits
 from tool.serve import ServerThread, reserve_port
 from tool.web import admin_views, create_app
 from tests.e2e.conftest import ADMIN_PASSWORD, BROWSER_MISSING, NO_BROWSER, NewStack, Stack, stop_all
@@ -276,3 +277,40 @@ def test_a_real_browser_signs_in_and_out_with_the_forms(console: Stack, browser)
         assert page.url.endswith("/admin/login")
     finally:
         context.close()
+
+
+def redis_or_skip() -> Any:
+    import redis
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    return client
+
+
+def test_with_redis_configured_the_limiter_counts_there_and_shares_across_processes(
+        new_stack: NewStack, hashing: list[str]) -> None:
+    from tool.ops.models import RateLimit
+
+    client = redis_or_skip()
+    console = new_stack("moodle", admin_password=ADMIN_PASSWORD, admin_login_client_limit=2,
+                        admin_login_account_limit=100, admin_login_lockout_seconds=60, trusted_proxies=1,
+                        limiter="redis", redis_url="redis://127.0.0.1:6379/0")
+    ip = f"2001:db8:{secrets.randbelow(65536):x}:{secrets.randbelow(65536):x}::7"  # this test's own keys
+    app = create_app(console.settings)
+    second = ServerThread(app, port=reserve_port()).start()
+    try:
+        statuses = [attempt(base, "guess", client_ip=ip, origin=console.tool_url).status_code
+                    for base in (console.tool_url, second.url, console.tool_url)]
+        assert statuses == [403, 403, 429], statuses
+        assert len(hashing) == 2
+        with console.session() as db:
+            assert db.scalars(select(RateLimit)).all() == []  # nothing counted in the database
+        clock.shift(61)
+        assert attempt(second.url, ADMIN_PASSWORD, client_ip=ip, origin=console.tool_url).status_code == 303
+    finally:
+        stop_all([second, app.extensions["tally"]])
+        for key in client.scan_iter(match="tally:limit:*" + limits.client_key(ip)):
+            client.delete(key)

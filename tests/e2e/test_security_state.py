@@ -233,3 +233,11 @@ def test_recorded_refusals_per_client_are_capped_but_every_one_is_refused(new_st
     assert [a.status_code for a in answers] == [400] * 6
     assert all("state_invalid" in a.text for a in answers)
     assert count(stack, LaunchRecord) == 3
+
+
+def test_padding_the_launch_does_not_skip_the_browser_check(moodle: Stack) -> None:
+    action, fields = attackers_launch_form(moodle)
+    victim = keeping_cookies()
+    padded = {**fields, "junk": "x" * 50_000}
+    answer = follow_check(victim, moodle.tool_url, victim.post(action, data=padded, allow_redirects=False))
+    assert answer.status_code == 400 and "state_not_in_this_browser" in answer.text

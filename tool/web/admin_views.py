@@ -274,13 +274,14 @@ def login() -> Any:
     # Every attempt counts before the password is hashed (a success clears the client's count), so
     # parallel attempts cannot outrun the limit and a locked-out client costs no hashing at all.
     db = get_db()
+    limiter = limits.limiter(svc.settings, db)
     client_rule, account_rule = login_rules(svc.settings)
     client = limits.client_key(request.remote_addr)
     now = utcnow()
-    wait = limits.locked(db, client_rule, client, now=now) or limits.locked(db, account_rule, "admin", now=now)
+    wait = limiter.locked(client_rule, client, now=now) or limiter.locked(account_rule, "admin", now=now)
     if not wait:
         for rule, who in ((client_rule, client), (account_rule, "admin")):
-            decision = limits.hit(db, rule, who, now=now)
+            decision = limiter.hit(rule, who, now=now)
             if not decision.allowed:
                 wait = decision.retry_after
                 break
@@ -292,8 +293,8 @@ def login() -> Any:
         event(log, "admin.login_refused", level=logging.WARNING, client=client)
         error = Forbidden("Wrong password.", code="admin_password_wrong")
         return _login_page(svc, enabled=True, failed=True, status=status_for(error))
-    limits.clear(db, client_rule, client)
-    limits.clear(db, account_rule, "admin")
+    limiter.clear(client_rule, client)
+    limiter.clear(account_rule, "admin")
     db.commit()
     event(log, "admin.login", client=client)
     resp = make_response(redirect("/admin", code=303))

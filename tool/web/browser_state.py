@@ -107,9 +107,10 @@ def check(db: Session, settings: Settings, secret: bytes, params: Mapping[str, s
     if row is None:
         return None  # unknown, used or purged: validation refuses it as before
     if params.get(CHECK_FIELD) != "1":
-        if any(len(v) > MAX_FIELD for v in params.values()):
-            return None  # validation refuses it
         fields = {k: v for k, v in params.items() if k in ("id_token", "state", "lti_storage_target")}
+        if any(len(v) > MAX_FIELD for v in fields.values()):
+            raise LaunchError("The launch is far larger than any LMS sends.", code="launch_too_large",
+                              hint="Open Tally again from your course in the LMS.")
         resp = check_page(fields, target=row.storage_target, auth_login_url=row.auth_login_url, state=state)
         _secure_cookie(resp, PROBE_COOKIE, "1", 86400)
         return resp

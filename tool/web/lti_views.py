@@ -40,7 +40,8 @@ def login() -> Any:
     db = get_db()
     relax_durability(db)
     # Rows per anonymous client are capped: each login initiation stores a login_state row.
-    decision = limits.hit(db, _login_rule(svc.settings), limits.client_key(request.remote_addr), now=utcnow())
+    decision = limits.limiter(svc.settings, db).hit(_login_rule(svc.settings), limits.client_key(request.remote_addr),
+                                                    now=utcnow())
     if not decision.allowed:
         db.commit()
         metrics.LAUNCHES.labels("refused", "too_many_logins").inc()
@@ -77,8 +78,9 @@ def _login_rule(settings: Any) -> limits.Rule:
 def _record_refusal(db: Any, exc: LaunchError, claims: dict[str, Any]) -> None:
     """Record a refused login or launch for the admin console, at most so many per client address per
     hour (the refusal page is shown either way)."""
-    rule = limits.Rule("refusal_record", get_services().settings.refusals_recorded_per_client, 3600)
-    if limits.hit(db, rule, limits.client_key(request.remote_addr), now=utcnow()).allowed:
+    settings = get_services().settings
+    rule = limits.Rule("refusal_record", settings.refusals_recorded_per_client, 3600)
+    if limits.limiter(settings, db).hit(rule, limits.client_key(request.remote_addr), now=utcnow()).allowed:
         record_refusal(db, code=exc.code, reason=exc.message, claims=claims)
     else:
         metrics.LAUNCHES.labels("refused", "not_recorded").inc()
