@@ -176,3 +176,30 @@ def test_saving_a_first_scheme_holds_back_points_entered_before_it(klass: Klass)
     assert klass.api("POST", f"/api/assessments/{exam.id}/schemes", {"config": GERMAN_60}).status_code == 201
     klass.deliver()
     assert all(p.body["gradingProgress"] != "FullyGraded" for p in klass.posts(ann, exam.target))
+
+
+@pytest.mark.postgres
+def test_two_teachers_at_once_cannot_push_a_total_past_twice_the_maximum(klass: Klass) -> None:
+    """Each check sees what the other committed (the assessment's lock): of two confirmed bonuses
+    that together pass 120 of 60, exactly one is saved, the other refused; never 121 stored."""
+    from tests.e2e.test_concurrency import second_teacher, together
+
+    r = klass.api("POST", f"/api/offerings/{klass.offering_id}/assessments",
+                  {"title": "Generous exam", "maxPoints": 60,
+                   "tasks": [{"title": t, "maxPoints": 40} for t in ("A", "B", "C")]})
+    assert r.status_code == 201, r.text
+    exam, tasks = r.json()["id"], [t["id"] for t in r.json()["tasks"]]
+    ta = second_teacher(klass)
+    ann = klass.person[klass.subs[0]]
+    path = f"/api/assessments/{exam}/points/{ann}"
+    for _ in range(5):
+        assert klass.api("PUT", path, {"tasks": {str(t): None for t in tasks}}).status_code == 200
+        answers = together(
+            lambda: klass.api("PUT", path, {"tasks": {str(tasks[0]): "40", str(tasks[1]): "41"}, "confirmBonus": True}),
+            lambda: klass.api("PUT", path, {"tasks": {str(tasks[2]): "40"}, "confirmBonus": True}, token=ta))
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [200, 422], [a.text for a in answers]
+        assert next(a for a in answers if a.status_code == 422).json()["code"] == "points_too_high"
+        parts = klass.api("GET", f"/api/assessments/{exam}").json()["participations"]
+        stored = next(p for p in parts if p["studentId"] == ann)["points"]
+        assert D(stored) in (D(81), D(40))  # one of the two, never both (121)
