@@ -254,10 +254,10 @@ def _check_bonus(db: Session, *, assessment: Assessment, part: Participation, ta
         new_total = points
     lowered = old_total is not None and new_total is not None and old_total > assessment.max_points \
         and new_total <= old_total
-    if not lowered:
-        findings.append(bonus.against_maximum(new_total, assessment.max_points,
-                                              field="tasks" if task_points is not None else "points",
-                                              what="the total"))
+    total = bonus.against_maximum(new_total, assessment.max_points,
+                                  field="tasks" if task_points is not None else "points", what="the total")
+    if total is not None and (total.refused or not lowered):  # a typo stored before these checks: still refused
+        findings.append(total)
     bonus.enforce(findings, confirmed=confirmed)
 
 
