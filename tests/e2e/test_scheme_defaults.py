@@ -96,7 +96,7 @@ def test_the_defaults_fit_percent_and_the_other_built_in_scales(teacher: Teacher
 
 
 @pytest.mark.parametrize("maximum", ["1", "20", "20.5", "999"])
-def test_the_20_point_defaults_are_saved_and_applied(teacher: Teacher, maximum: str) -> None:
+def test_the_defaults_are_saved_and_applied(teacher: Teacher, maximum: str) -> None:
     r = teacher.call("POST", f"/api/offerings/{teacher.offering_id}/assessments",
                      {"title": "Quiz", "maxPoints": maximum})
     assert r.status_code == 201, r.text
