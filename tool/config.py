@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from decimal import Decimal
 from typing import Any, Literal, Mapping
 
 import pydantic
@@ -167,6 +168,9 @@ class Settings(BaseModel):
     # Who else may show Tally in a frame (CSP frame-ancestors), besides the registered platforms
     # with an active deployment: e.g. a Canvas on its own domain, "https://canvas.example.edu".
     frame_ancestors: tuple[str, ...] = ()
+    # Bonus and typo checks (tool/bonus.py): a ledger entry beyond ± this many points needs the
+    # teacher's confirmation ("confirmBonus": true), as points above a maximum do.
+    ledger_confirm_points: Decimal = Field(default=Decimal("1000"), gt=0, le=Decimal("9999.99"))
 
     @field_validator("database_url")
     @classmethod

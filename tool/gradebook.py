@@ -179,11 +179,12 @@ def participation_for_write(db: Session, *, assessment: Assessment, student_id: 
 
 
 def enter_points(db: Session, *, assessment: Assessment, part: Participation, points: Decimal | None,
-                 task_points: dict[int, Decimal | None] | None, actor_id: int) -> Participation:
+                 task_points: dict[int, Decimal | None] | None, actor_id: int,
+                 confirm_bonus: bool = False) -> Participation:
     """A student's total or task points (regraded at once after an apply, unless overridden);
-    `part` from participation_for_write."""
+    `part` from participation_for_write. Bonus points need `confirm_bonus` (tool/bonus.py)."""
     assessments.set_points(db, assessment=assessment, part=part, points=points, task_points=task_points,
-                           actor_id=actor_id)
+                           actor_id=actor_id, confirm_bonus=confirm_bonus)
     grades_changed(db, assessment_id=assessment.id, student_ids=[part.student_id])
     return part
 
@@ -194,6 +195,18 @@ def set_status(db: Session, *, assessment: Assessment, part: Participation, stat
     assessments.set_status(db, assessment=assessment, part=part, status=status, actor_id=actor_id)
     grades_changed(db, assessment_id=assessment.id, student_ids=[part.student_id])
     return part
+
+
+def save_scheme(db: Session, *, assessment: Assessment, raw_config: dict[str, Any], actor_id: int,
+                draft: GradeScheme | None = None) -> GradeScheme:
+    """Save a scheme version (assessments.save_scheme). While no version was ever applied, the
+    assessment's points wait for its grades: their scores are computed again (points without a
+    grade are no longer sent as FullyGraded; tool/delivery/rules.py)."""
+    scheme = assessments.save_scheme(db, assessment=assessment, raw_config=raw_config, actor_id=actor_id,
+                                     draft=draft)
+    if assessments.last_applied_scheme(db, assessment_id=assessment.id) is None:
+        grades_changed(db, assessment_id=assessment.id, student_ids=None)
+    return scheme
 
 
 def apply_scheme(db: Session, *, assessment: Assessment, scheme: GradeScheme, course_id: int,

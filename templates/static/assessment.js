@@ -460,7 +460,21 @@
       return queue(row.studentId, async function () {
         var body = col.key === "total" ? { points: value === "" ? null : value }
           : { tasks: (function () { var t = {}; t[col.key] = value === "" ? null : value; return t; })() };
-        var r = await api("PUT", "/api/assessments/" + assessmentId + "/points/" + row.studentId, body);
+        var url = "/api/assessments/" + assessmentId + "/points/" + row.studentId;
+        var r = await api("PUT", url, body);
+        if (window.TallyBonus && window.TallyBonus.needsAnswer(r)) {
+          // Above the maximum: the teacher decides in the bonus dialog (bonus.js), the typo is never saved.
+          if (await window.TallyBonus.ask(r, col.title + " for " + row.name)) {
+            body.confirmBonus = true;
+            r = await api("PUT", url, body);
+          } else {
+            markCell(input, "error", "Not saved: correct the points.");
+            setStatus(gridStatus, "Not saved: " + col.title + " for " + row.name + ": correct the points.", "bad");
+            input.focus();
+            input.select();
+            return;
+          }
+        }
         if (!r.ok) {
           var detail = (Array.isArray(r.data.details) && r.data.details[0]) ? r.data.details[0].message : "";
           var message = detail ? detail.charAt(0).toUpperCase() + detail.slice(1) : r.data.message;

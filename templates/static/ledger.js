@@ -20,6 +20,17 @@
   /** What a teacher types ("7,5", " 7.5 ") as the API's points string ("7.5"); the API judges it. */
   function normPoints(raw) { return T.decimal.normalise(raw); }  // api.js: the API's one grammar
 
+  /** A write whose points may be far outside the usual range: the bonus dialog (bonus.js) asks
+      the teacher, and only a confirmed answer sends it again with "confirmBonus": true. A
+      declined one comes back as the refusal, so the form keeps the points to correct. */
+  async function savingBonus(method, path, body) {
+    var r = await api(method, path, body);
+    if (window.TallyBonus && window.TallyBonus.needsAnswer(r) && await window.TallyBonus.ask(r, "")) {
+      r = await api(method, path, Object.assign({}, body, { confirmBonus: true }));
+    }
+    return r;
+  }
+
   /** A datetime-local value (the browser's zone) as ISO 8601 with a zone, or null. */
   function isoFromLocal(value) {
     if (!value) return null;
@@ -226,7 +237,7 @@
       }
       add.submit.disabled = true;
       setStatus(add.status, "Saving…", "busy");
-      var r = await api("POST", "/api/grades/entries", body);
+      var r = await savingBonus("POST", "/api/grades/entries", body);
       add.submit.disabled = false;
       if (r.ok) {
         var e = r.data;
@@ -370,7 +381,7 @@
       }
       bulk.submit.disabled = true;
       setStatus(bulk.status, "Saving " + items.length + " entries…", "busy");
-      var r = await api("POST", "/api/grades/entries/bulk", body);
+      var r = await savingBonus("POST", "/api/grades/entries/bulk", body);
       bulk.submit.disabled = false;
       if (r.ok) {
         setStatus(bulk.status, "Saved " + r.data.created + " entries (" + typeName(body.typeCode, body.typeLabel) + ").", "ok");
@@ -554,7 +565,7 @@
         }
         save.disabled = true;
         setStatus(status, "Saving…", "busy");
-        var r = await api("PUT", "/api/grades/entries/" + e.id, body);
+        var r = await savingBonus("PUT", "/api/grades/entries/" + e.id, body);
         save.disabled = false;
         if (r.ok) {
           setStatus(drill.status, "Corrected: " + typeName(r.data.typeCode, r.data.typeLabel) + " is now " + r.data.points +

@@ -478,9 +478,33 @@
       renderChart();
     }
 
-    function defaultAnchors() {
-      ws.passing = snap(top() * 0.5);
-      ws.excellence = snap(top() * 0.9);
+    /** Passing at 50 % and excellence at 90 %, on a step at which every grade fits: the server
+        chooses (POST /api/curves/defaults), keeping the teacher's step when it fits, so the curve
+        the workspace starts from can always be saved. */
+    async function defaultAnchors() {
+      var body = { maxPoints: ctx.maxPoints, scale: scaleValue(), unit: ws.unit };
+      var step = T.normPoints(ws.stepText);
+      if (step && T.decimal.valid(step)) body.step = step;
+      var r = await api("POST", "/api/curves/defaults", body);
+      var note = $("tp-note");
+      if (r.ok) {
+        if (r.data.stepChanged) {
+          note.textContent = "Step " + (step || "1") + " cannot give each grade its own threshold between " +
+            r.data.passing + " and " + r.data.excellence + unitSuffix() + "; the step is now " + r.data.step + ".";
+          note.hidden = false;
+        } else {
+          note.hidden = true;
+        }
+        ws.stepText = r.data.step;
+        ws.passing = Number(r.data.passing);
+        ws.excellence = Number(r.data.excellence);
+        syncSettings();
+      } else {
+        // A custom scale without a failing grade has no two-point curve: start from 50 % and 90 %.
+        note.hidden = true;
+        ws.passing = snap(top() * 0.5);
+        ws.excellence = snap(top() * 0.9);
+      }
       ui.passing.value = fmt(ws.passing);
       ui.excellence.value = fmt(ws.excellence);
     }
@@ -488,7 +512,7 @@
     /** Manual boundaries from the two anchors (the server's curve), or evenly kept when it refuses. */
     async function boundariesFromTwoPoint() {
       var n = scaleInfo().grades.length - 1;
-      if (ws.passing === null || ws.excellence === null) defaultAnchors();
+      if (ws.passing === null || ws.excellence === null) await defaultAnchors();
       var r = await api("POST", "/api/curves/two-point", {
         passing: fmt(ws.passing), excellence: fmt(ws.excellence), step: T.normPoints(ws.stepText) || "1",
         maxPoints: ctx.maxPoints, scale: scaleValue(), unit: ws.unit,
@@ -745,7 +769,7 @@
         if (n !== null) setValue(pair[0], n);
       });
     });
-    $("tp-reset").addEventListener("click", function () { defaultAnchors(); renderChart(); changed(); });
+    $("tp-reset").addEventListener("click", async function () { await defaultAnchors(); renderChart(); changed(); });
     $("manual-from-two").addEventListener("click", async function () {
       await boundariesFromTwoPoint();
       renderManualFields();
@@ -782,7 +806,7 @@
         ws.mode = "bands";
         ui.json.value = JSON.stringify(config, null, 2);
         if (named) ws.scale = config.scale; else if (config.scale && config.scale.grades) ws.customScale = config.scale;
-        defaultAnchors();
+        ws.passing = ws.excellence = null;  // the defaults follow (start)
       }
       ui.passing.value = fmt(ws.passing);
       ui.excellence.value = fmt(ws.excellence);
@@ -794,7 +818,7 @@
         var r = await api("GET", "/api/schemes/" + ctx.activeSchemeId);
         if (r.ok) { ws.scheme = r.data; loadScheme(r.data); }
       }
-      if (ws.passing === null) defaultAnchors();
+      if (ws.passing === null) await defaultAnchors();
       syncSettings();
       showMode();
       renderState();

@@ -280,7 +280,10 @@ def test_task_points_add_up_with_half_points_and_bonus_above_the_maximum(moodle:
     r = exam.call("PUT", f"/api/assessments/{exam.id}/points/{exam.ids['Alice']}", {"tasks": {t1: "27.5"}})
     assert r.status_code == 200 and r.json()["points"] == "27.50" and r.json()["status"] == "graded"
     r = exam.call("PUT", f"/api/assessments/{exam.id}/points/{exam.ids['Alice']}", {"tasks": {t2: "33.5"}})
-    assert r.json()["points"] == "61.00"  # bonus points above the maximum are allowed
+    assert r.status_code == 409 and r.json()["code"] == "bonus_unconfirmed"  # issue 15: the teacher confirms
+    r = exam.call("PUT", f"/api/assessments/{exam.id}/points/{exam.ids['Alice']}",
+                  {"tasks": {t2: "33.5"}, "confirmBonus": True})
+    assert r.json()["points"] == "61.00"  # bonus points above the maximum are allowed, once confirmed
     r = exam.call("PUT", f"/api/assessments/{exam.id}/points/{exam.ids['Alice']}", {"points": "50"})
     assert r.status_code == 422  # an assessment with tasks takes points per task
     r = exam.call("PUT", f"/api/assessments/{exam.id}/points/{exam.ids['Alice']}", {"tasks": {t1: None, t2: None}})

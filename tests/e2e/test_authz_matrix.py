@@ -109,6 +109,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/schemes/<int:scheme_id>/preview"): "staff",
     ("POST", "/api/curves/two-point"): "any_staff",
     ("POST", "/api/curves/boundaries"): "any_staff",
+    ("POST", "/api/curves/defaults"): "any_staff",
     # the ledger (cell by cell in test_ledger_authz.py)
     ("POST", "/api/grades/entries"): "staff",
     ("POST", "/api/grades/entries/bulk"): "staff",

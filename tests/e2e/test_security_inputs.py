@@ -268,7 +268,7 @@ def test_json_numbers_with_an_exponent_are_refused(klass: Class) -> None:
 
 @pytest.mark.parametrize("points,stored", [("5", "5.00"), ("-0.5", "-0.50"), ("9999.99", "9999.99"), ("07", "7.00")])
 def test_points_in_the_grammar_pass(klass: Class, points: str, stored: str) -> None:
-    r = klass.call("POST", "/api/grades/entries", klass.entry_body(points=points))
+    r = klass.call("POST", "/api/grades/entries", klass.entry_body(points=points, confirmBonus=True))
     assert r.status_code == 201, r.text
     assert r.json()["points"] == stored
 

@@ -83,6 +83,16 @@ CASES = [
     (ParticipationFacts("pending", D("4"), None), Kind.PROGRESS, AP.STARTED, GP.PENDING, None, None),
     (ParticipationFacts("graded", D("9"), "1.7", tasks=3, tasks_entered=3), Kind.GRADE, AP.COMPLETED,
      GP.FULLY_GRADED, D(9), "Grade 1.7"),
+    # A scheme exists but was never applied: points are work awaiting its grade (issue 15, item 5).
+    (ParticipationFacts("graded", D("9"), None, tasks=3, tasks_entered=3, awaiting_scheme=True), Kind.PROGRESS,
+     AP.COMPLETED, GP.PENDING, None, None),
+    (ParticipationFacts("graded", D("9"), None, awaiting_scheme=True), Kind.PROGRESS, AP.COMPLETED, GP.PENDING,
+     None, None),
+    (ParticipationFacts("graded", D("4"), None, tasks=3, tasks_entered=1, awaiting_scheme=True), Kind.PROGRESS,
+     AP.IN_PROGRESS, GP.PENDING, None, None),
+    # … unless the teacher set a grade by hand meanwhile: that grade goes out.
+    (ParticipationFacts("graded", D("9"), "1.0", override=True, awaiting_scheme=True), Kind.GRADE, AP.COMPLETED,
+     GP.FULLY_GRADED, D(9), "Grade 1.0 (set by the teacher)"),
 ]
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tool.assessments.models import Assessment, GradeEvent, GradeScheme, Participation, Task, TaskPoints
+from tool import bonus
 from tool.clock import utcnow
 from tool.errors import NotFound, ToolError, ValidationError
 from tool.ledger import service as ledger
@@ -188,9 +189,12 @@ def find_participation(db: Session, *, assessment_id: int, student_id: int,
 
 def set_points(
     db: Session, *, assessment: Assessment, part: Participation, points: Decimal | None,
-    task_points: dict[int, Decimal | None] | None, actor_id: int,
+    task_points: dict[int, Decimal | None] | None, actor_id: int, confirm_bonus: bool = False,
 ) -> Participation:
-    """Enter a total or per-task points (None clears a task); regrade at once if a scheme was applied."""
+    """Enter a total or per-task points (None clears a task); regrade at once if a scheme was applied.
+
+    Points above a task's or the assessment's maximum need `confirm_bonus`; more than twice a
+    maximum is refused (tool/bonus.py). Both are checked before anything is written."""
     if assessment.source != "tasks":
         raise ValidationError("This assessment takes its points from the ledger; record ledger entries instead.",
                               code="points_from_ledger")
@@ -199,6 +203,12 @@ def set_points(
         unknown = [tid for tid in task_points if tid not in tasks]
         if unknown:
             raise ValidationError("Unknown task.", details=[{"field": f"tasks.{t}", "message": "no such task"} for t in unknown])
+    if task_points is None and tasks and points is not None:
+        raise ValidationError("This assessment has tasks: enter points per task.",
+                              details=[{"field": "points", "message": "use tasks"}])
+    _check_bonus(db, assessment=assessment, part=part, tasks=tasks, points=points, task_points=task_points,
+                 confirmed=confirm_bonus)
+    if task_points is not None:
         for tid, pts in task_points.items():
             existing = db.scalar(select(TaskPoints).where(TaskPoints.participation_id == part.id, TaskPoints.task_id == tid))
             if pts is None:
@@ -213,15 +223,42 @@ def set_points(
         has_any = db.scalar(select(func.count()).select_from(TaskPoints).where(TaskPoints.participation_id == part.id))
         part.points_total = total if has_any else None
     else:
-        if tasks and points is not None:
-            raise ValidationError("This assessment has tasks: enter points per task.",
-                                  details=[{"field": "points", "message": "use tasks"}])
         part.points_total = points
     if part.status in ("pending", "graded"):
         part.status = "graded" if part.points_total is not None else "pending"
     part.updated_at = utcnow()
     regrade(db, assessment=assessment, parts=[part], actor_id=actor_id)
     return part
+
+
+def _check_bonus(db: Session, *, assessment: Assessment, part: Participation, tasks: dict[int, Task],
+                 points: Decimal | None, task_points: dict[int, Decimal | None] | None, confirmed: bool) -> None:
+    """Bonus and typo checks of a points change (tool/bonus.py), against what is stored now.
+
+    A value already stored is not asked about again (a confirmed bonus stays confirmed), nor is
+    a total above the maximum that the change lowers."""
+    old_total = part.points_total
+    findings: list[bonus.Finding | None] = []
+    if task_points is not None:
+        stored = dict(db.execute(select(TaskPoints.task_id, TaskPoints.points)
+                                 .where(TaskPoints.participation_id == part.id)).all())
+        for tid, pts in sorted(task_points.items()):
+            if pts is not None and stored.get(tid) != pts:
+                task = tasks[tid]
+                findings.append(bonus.against_maximum(pts, task.max_points, field=f"tasks.{tid}",
+                                                      what=f"task {task.position} ({task.title})"))
+        merged = {**stored, **task_points}
+        values = [v for v in merged.values() if v is not None]
+        new_total = sum(values, ZERO) if values else None
+    else:
+        new_total = points
+    lowered = old_total is not None and new_total is not None and old_total > assessment.max_points \
+        and new_total <= old_total
+    total = bonus.against_maximum(new_total, assessment.max_points,
+                                  field="tasks" if task_points is not None else "points", what="the total")
+    if total is not None and (total.refused or not lowered):  # a typo stored before these checks: still refused
+        findings.append(total)
+    bonus.enforce(findings, confirmed=confirmed)
 
 
 def set_status(db: Session, *, assessment: Assessment, part: Participation, status: str, actor_id: int) -> Participation:

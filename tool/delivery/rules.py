@@ -9,7 +9,10 @@ The score of a pair (line item, person) follows from Tally's data alone:
   comment ("Grade 1.3", resent every time: Moodle erases feedback that a score omits), a
   manual grade marked as such; work started but not graded → Started or InProgress with
   Pending, only while no grade was ever accepted for the pair (any gradingProgress but
-  FullyGraded clears an existing grade, measured on Moodle 4.5; Canvas does the same);
+  FullyGraded clears an existing grade, measured on Moodle 4.5; Canvas does the same); while
+  the assessment has a scheme that was never applied, points without a grade are such work in
+  progress too (Completed / Pending): raw points are not a grade, so nothing reaches the LMS as
+  FullyGraded before the teacher applies the scheme;
 * a negative total is sent as 0 with the reason in the comment (Moodle clamps, Canvas refuses);
 * extra credit (more than the maximum) passes through; Moodle clamps what it shows.
 
@@ -115,6 +118,8 @@ class ParticipationFacts:
     override: bool = False
     tasks: int = 0  # tasks of the assessment (0: points entered as a total, or from the ledger)
     tasks_entered: int = 0  # of them, how many have points for this student
+    # The assessment has a scheme that was never applied: its points are not a grade yet.
+    awaiting_scheme: bool = False
 
 
 def grade_comment(grade: str | None, *, override: bool) -> str | None:
@@ -137,7 +142,8 @@ def assessment_desired(*, user_id: str, facts: ParticipationFacts, maximum: Deci
                                          grading_progress=GradingProgress.FULLY_GRADED, score_given=ZERO,
                                          score_maximum=maximum, comment=_join("Absent.", grade)))
     partial = 0 < facts.tasks_entered < facts.tasks
-    if facts.status == "graded" and facts.points is not None and not partial:
+    waiting = facts.awaiting_scheme and facts.grade is None
+    if facts.status == "graded" and facts.points is not None and not partial and not waiting:
         given, note = facts.points, None
         if given < 0:
             given, note = ZERO, _negative_note(facts.points)
@@ -145,8 +151,12 @@ def assessment_desired(*, user_id: str, facts: ParticipationFacts, maximum: Deci
                                          grading_progress=GradingProgress.FULLY_GRADED, score_given=given,
                                          score_maximum=maximum, comment=_join(grade, note)))
     if partial or facts.points is not None:
-        # Work started: some task points, or points on a participation still marked pending.
-        progress = ActivityProgress.IN_PROGRESS if partial else ActivityProgress.STARTED
+        # Work started: some task points, or points on a participation still marked pending, or
+        # every point entered while the scheme that grades them waits to be applied.
+        if waiting and facts.status == "graded" and not partial:
+            progress = ActivityProgress.COMPLETED
+        else:
+            progress = ActivityProgress.IN_PROGRESS if partial else ActivityProgress.STARTED
         return Desired(Kind.PROGRESS, Score(user_id=user_id, activity_progress=progress,
                                             grading_progress=GradingProgress.PENDING, comment=grade))
     return Desired(Kind.NO_GRADE, Score(user_id=user_id, activity_progress=ActivityProgress.INITIALIZED,

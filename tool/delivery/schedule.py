@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from tool.ags.score import format_timestamp
 from tool.lti.claims import SCOPE_SCORE
-from tool.assessments.models import Assessment, Participation, Task, TaskPoints
+from tool.assessments.models import Assessment, GradeScheme, Participation, Task, TaskPoints
 from tool.clock import utcnow
 from tool.db import upsert
 from tool.delivery import rules
@@ -284,6 +284,9 @@ def _facts(db: Session, assessment_id: int, student_ids: Sequence[int] | None) -
         stmt = stmt.where(Participation.student_id.in_(list(set(student_ids))))
     parts = db.execute(stmt).all()
     tasks = db.scalar(select(func.count()).select_from(Task).where(Task.assessment_id == assessment_id)) or 0
+    schemes = db.execute(select(func.count(), func.count(GradeScheme.applied_at))
+                         .where(GradeScheme.assessment_id == assessment_id)).one()
+    awaiting = bool(schemes[0]) and not schemes[1]  # a scheme exists, none was ever applied
     entered: dict[int, int] = {}
     if tasks:
         entered = dict(db.execute(
@@ -293,7 +296,8 @@ def _facts(db: Session, assessment_id: int, student_ids: Sequence[int] | None) -
             .group_by(TaskPoints.participation_id)).all())
     return [(p.student_id, rules.ParticipationFacts(status=p.status, points=p.points_total, grade=p.grade_value,
                                                     override=bool(p.manual_override), tasks=tasks,
-                                                    tasks_entered=entered.get(p.id, 0)))
+                                                    tasks_entered=entered.get(p.id, 0),
+                                                    awaiting_scheme=awaiting))
             for p in parts]
 
 

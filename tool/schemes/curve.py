@@ -16,6 +16,7 @@ they can collide only in a range too narrow for the grades; both are refused, ne
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -108,3 +109,65 @@ def from_boundaries(boundaries: Sequence[Decimal | str | int], *, scale: Scale, 
     if left:
         raise SchemeInvalid(left)
     return bands
+
+
+# -- the workspace's defaults -------------------------------------------------------------------
+
+DEFAULT_PASSING_SHARE = Decimal("0.5")  # the passing threshold at 50 % of the maximum
+DEFAULT_EXCELLENCE_SHARE = Decimal("0.9")  # the best grade from 90 %
+# Steps tried, coarsest first, when the teacher's step cannot place every grade between the anchors.
+DEFAULT_STEPS = (Decimal("1"), Decimal("0.5"), Decimal("0.25"), Decimal("0.1"), Decimal("0.05"), Decimal("0.01"))
+
+
+@dataclass(frozen=True)
+class DefaultCurve:
+    """The anchors, step and bands the scheme workspace starts from (and "Reset to 50 % and 90 %")."""
+
+    step: Decimal
+    passing: Decimal
+    excellence: Decimal
+    bands: tuple[Band, ...]
+    step_changed: bool  # the step asked for could not place every grade: a finer one was chosen
+
+
+def _snapped(value: Decimal, step: Decimal) -> Decimal:
+    snapped = round_fraction(Fraction(value), Fraction(step), "half_up")
+    return Decimal(snapped.numerator) / Decimal(snapped.denominator)
+
+
+def _single_pass(*, passing: Decimal, step: Decimal, scale: Scale, unit: Unit,
+                 max_points: Decimal) -> tuple[Band, ...]:
+    """A scale with one passing grade (pass/fail): its band from the passing threshold."""
+    bands = (Band(passing, scale.passing_grades[0]), Band(Decimal(0), scale.failing_grades[0]))
+    left = problems(SchemeConfig(unit=unit, bands=bands, scale=scale, step=step), max_points=max_points)
+    if left or passing <= 0:
+        raise _curve_invalid(left or [problem("passing", "must be above 0")])
+    return bands
+
+
+def default_curve(*, max_points: Decimal, scale: Scale = GERMAN, unit: Unit = "points",
+                  step: Decimal | None = None) -> DefaultCurve:
+    """Passing at 50 % and excellence at 90 % of the maximum, snapped to a step at which every
+    passing grade of the scale gets its own threshold: the step asked for when it fits (1 when
+    none is), else the coarsest of DEFAULT_STEPS below it that does. The result is always a
+    valid, savable scheme (checked here with the validation every save runs); a scale without
+    a failing grade has no two-point curve and is refused (SchemeInvalid), as two_point does."""
+    top = HUNDRED if unit == "percent" else max_points
+    wanted = step if step is not None and step > 0 and decimal_places(step) <= 2 else Decimal(1)
+    candidates = [wanted, *(s for s in DEFAULT_STEPS if s < wanted)]
+    last: SchemeInvalid | None = None
+    for candidate in candidates:
+        passing = _snapped(top * DEFAULT_PASSING_SHARE, candidate)
+        excellence = _snapped(top * DEFAULT_EXCELLENCE_SHARE, candidate)
+        try:
+            if scale.failing and len(scale.passing_grades) == 1:
+                bands = _single_pass(passing=passing, step=candidate, scale=scale, unit=unit, max_points=max_points)
+            else:
+                bands = two_point(passing=passing, excellence=excellence, max_points=max_points, step=candidate,
+                                  scale=scale, unit=unit)
+        except SchemeInvalid as exc:
+            last = exc
+            continue
+        return DefaultCurve(candidate, passing, excellence, bands, step_changed=candidate != wanted)
+    assert last is not None
+    raise last

@@ -63,6 +63,12 @@ class PointsIn(ApiModel):
 
     points: PointsValue | None = None
     tasks: dict[Id, PointsValue | None] | None = Field(default=None, max_length=100)
+    # Points above a task's or the assessment's maximum are saved only with this (409
+    # bonus_unconfirmed otherwise); more than twice a maximum is refused (422 points_too_high).
+    confirm_bonus: bool = Field(default=False, description=(
+        "true: save points above a task's or the assessment's maximum (bonus points); without it such "
+        "points are refused with 409 bonus_unconfirmed. More than twice a maximum is refused with 422 "
+        "points_too_high either way."))
 
 
 class StatusIn(ApiModel):
@@ -107,4 +113,16 @@ class BoundariesIn(ApiModel):
     max_points: MaxPoints
 
 
-SCHEMAS = [TaskIn, AssessmentCreate, PointsIn, StatusIn, OverrideIn, SchemeIn, TwoPointIn, BoundariesIn]
+class CurveDefaultsIn(ApiModel):
+    """POST /api/curves/defaults: the workspace's starting curve (and "Reset to 50 % and 90 %")."""
+
+    max_points: MaxPoints
+    scale: Any = "german"
+    unit: Literal["points", "percent"] = "points"
+    step: PointsValue | None = Field(default=None, description=(
+        "the step the teacher has set (1 when absent); kept when every grade fits, else the "
+        "coarsest of 1, 0.5, 0.25, 0.1, 0.05, 0.01 below it that fits (stepChanged: true)"))
+
+
+SCHEMAS = [TaskIn, AssessmentCreate, PointsIn, StatusIn, OverrideIn, SchemeIn, TwoPointIn, BoundariesIn,
+           CurveDefaultsIn]

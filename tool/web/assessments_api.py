@@ -22,8 +22,8 @@ from tool.schemes import curve, stats
 from tool.schemes.scale import scale_from
 from tool.web import privacy
 from tool.web.app import get_db
-from tool.web.assessment_schemas import (AssessmentCreate, BoundariesIn, OverrideIn, PointsIn, SchemeIn, StatusIn,
-                                         TwoPointIn)
+from tool.web.assessment_schemas import (AssessmentCreate, BoundariesIn, CurveDefaultsIn, OverrideIn, PointsIn,
+                                         SchemeIn, StatusIn, TwoPointIn)
 from tool.web.auth import SessionClaims, current_session, requires_session, requires_staff
 from tool.web.ledger_api import money, offering_of_course
 from tool.web.requests import json_body, parse
@@ -182,7 +182,7 @@ def put_points(assessment_id: int, student_id: int) -> Any:
     db = get_db()
     part = _participation(a, student_id, s)
     gradebook.enter_points(db, assessment=a, part=part, points=body.points, task_points=body.tasks,
-                           actor_id=s.person_id)
+                           actor_id=s.person_id, confirm_bonus=body.confirm_bonus)
     part = db.get(Participation, part.id)
     out = participation_json(part, svc.task_points_of(db, assessment_id=a.id).get(part.id))
     db.commit()
@@ -289,7 +289,7 @@ def create_scheme(assessment_id: int) -> Any:
     body = parse(SchemeIn, json_body())
     _bounded(body.config)
     db = get_db()
-    scheme = svc.save_scheme(db, assessment=a, raw_config=body.config, actor_id=s.person_id)
+    scheme = gradebook.save_scheme(db, assessment=a, raw_config=body.config, actor_id=s.person_id)
     out = scheme_json(scheme, a)
     db.commit()
     return jsonify(out), 201
@@ -339,7 +339,7 @@ def put_scheme(scheme_id: int) -> Any:
     body = parse(SchemeIn, json_body())
     _bounded(body.config)
     db = get_db()
-    saved = svc.save_scheme(db, assessment=a, raw_config=body.config, actor_id=s.person_id, draft=scheme)
+    saved = gradebook.save_scheme(db, assessment=a, raw_config=body.config, actor_id=s.person_id, draft=scheme)
     out = scheme_json(saved, a)
     db.commit()
     return jsonify(out), (200 if saved.id == scheme.id else 201)
@@ -420,6 +420,21 @@ def two_point() -> Any:
     bands = curve.two_point(passing=body.passing, excellence=body.excellence, max_points=body.max_points,
                             step=body.step, scale=scale_from(body.scale), unit=body.unit)
     return jsonify(unit=body.unit, bands=_bands_json(bands))
+
+
+@bp.post("/curves/defaults")
+@requires_staff
+def curve_defaults() -> Any:
+    """The scheme workspace's defaults: passing at 50 %, excellence at 90 %, on a step at which
+    every grade fits, so that the curve it starts from can always be saved (tool/schemes/curve.py)."""
+    body = parse(CurveDefaultsIn, json_body())
+    _bounded({"scale": body.scale}, "body")
+    found = curve.default_curve(max_points=body.max_points, scale=scale_from(body.scale), unit=body.unit,
+                                step=body.step)
+    return jsonify(unit=body.unit, step=scheme_bands.number_text(found.step),
+                   passing=scheme_bands.number_text(found.passing),
+                   excellence=scheme_bands.number_text(found.excellence),
+                   stepChanged=found.step_changed, bands=_bands_json(found.bands))
 
 
 @bp.post("/curves/boundaries")

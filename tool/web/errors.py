@@ -25,6 +25,7 @@ from tool.errors import (
     ToolError,
     ValidationError,
 )
+from tool.bonus import BonusUnconfirmed
 from tool.assessments.service import OverrideInvalid, SchemeApplied, SchemeNotActive
 from tool.db import is_unavailable
 from tool.delivery.status import MaximumFromLms
@@ -36,6 +37,7 @@ from tool.ops.health import NotReady
 log = logging.getLogger("tool.web")
 
 STATUS: list[tuple[type[ToolError], int]] = [
+    (BonusUnconfirmed, 409),  # points above a maximum (or outside the ledger's usual range): confirm to save
     (EntryVoided, 409),
     (EntryChanged, 409),  # someone saved the entry since the writer read it
     (SchemeApplied, 409),

@@ -12,14 +12,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from tool import gradebook
+from tool import bonus, gradebook
 from tool.errors import Forbidden, NotFound, ToolError, ValidationError
 from tool.ledger import service as ledger
 from tool.ledger.models import TYPE_CODES, GradeEntry, GradeEntryRevision
 from tool.lti.claims import Role
 from tool.lti.models import Offering, Person
 from tool.web import csv_export, privacy
-from tool.web.app import get_db
+from tool.web.app import get_db, get_services
 from tool.web.auth import SessionClaims, current_session, requires_session, requires_staff
 from tool.web.requests import field_errors, json_body, parse, query_bool, query_datetime
 from tool.web.schemas import BulkCreate, BulkItem, EntryCreate, EntryUpdate, VoidRequest, dt_json
@@ -135,6 +135,16 @@ def _values(body: EntryCreate | BulkCreate, *, points: Decimal, homework: str | 
                               graded_at=body.graded_at)
 
 
+def _usual() -> Decimal:
+    """How far from 0 one entry usually is (the ledger_confirm_points setting)."""
+    return get_services().settings.ledger_confirm_points
+
+
+def _check_range(findings: list[bonus.Finding | None], *, confirmed: bool) -> None:
+    """Points far outside the usual range need the teacher's confirmation (tool/bonus.py)."""
+    bonus.enforce(findings, confirmed=confirmed)
+
+
 # -- endpoints ------------------------------------------------------------------------------
 
 
@@ -148,6 +158,7 @@ def create_entry() -> Any:
     db = get_db()
     values = _values(body, points=body.points, homework=body.homework_submission_id, description=body.description,
                      lesson=body.lesson_id)
+    _check_range([bonus.ledger_finding(body.points, _usual(), field="points")], confirmed=body.confirm_bonus)
     entry, _ = gradebook.add_entry(db, course_id=offering.course_id, offering_id=offering.id,
                                    student_id=body.student_id, actor_id=s.person_id, values=values)
     out = with_etag(entry, 201)
@@ -189,6 +200,9 @@ def create_entries() -> Any:
         problems.sort(key=lambda p: p["index"])
         raise ValidationError(f"{len({p['index'] for p in problems})} of {len(body.items)} items are invalid; nothing was saved.",
                               details=problems)
+    bound = _usual()
+    _check_range([bonus.ledger_finding(item.points, bound, field=f"items.{index}.points") for index, item in items],
+                 confirmed=body.confirm_bonus)
     values = [
         (item.student_id, _values(body, points=item.points, homework=item.homework_submission_id,
                                   description=item.description or body.description, lesson=body.lesson_session_id))
@@ -233,7 +247,7 @@ def update_entry(entry_id: int) -> Any:
     s = current_session()
     body = parse(EntryUpdate, json_body())
     given = body.model_fields_set
-    if not given - {"version"}:
+    if not given - {"version", "confirm_bonus"}:
         raise ValidationError("Send at least one field to change; an empty correction is not saved.",
                               code="empty_update", details=[{"field": "body", "message": "no field to change"}])
     entry = entry_for(entry_id, s, write=True)
@@ -254,6 +268,8 @@ def update_entry(entry_id: int) -> Any:
         description=pick("description"), lesson_id=pick("lesson_id"),
         homework_submission_id=pick("homework_submission_id"), graded_at=body.graded_at or entry.graded_at,
     )
+    if "points" in given and body.points is not None and body.points != entry.points:
+        _check_range([bonus.ledger_finding(body.points, _usual(), field="points")], confirmed=body.confirm_bonus)
     db = get_db()
     try:
         gradebook.correct_entry(db, entry=entry, actor_id=s.person_id, values=values,

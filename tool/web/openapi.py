@@ -109,6 +109,12 @@ RESPONSES: dict[str, Any] = {
         "unit": {"enum": ["points", "percent"]},
         "bands": {"type": "array", "items": {"type": "object", "properties": {
             "min": {"type": "string"}, "grade": {"type": "string"}}}}}},
+    "CurveDefaults": {"type": "object", "properties": {
+        "unit": {"enum": ["points", "percent"]}, "step": {"type": "string"}, "passing": {"type": "string"},
+        "excellence": {"type": "string"},
+        "stepChanged": {"type": "boolean", "description": "the step sent could not place every grade: a finer one"},
+        "bands": {"type": "array", "items": {"type": "object", "properties": {
+            "min": {"type": "string"}, "grade": {"type": "string"}}}}}},
     "GradeHistory": {"type": "object", "properties": {
         "studentId": {"type": "integer"}, "assessmentId": {"type": "integer"},
         "events": {"type": "array", "items": {"type": "object", "properties": {
@@ -137,10 +143,14 @@ ERRORS = {str(code): _json("Error", text) for code, text in (
     (401, "No valid session token"), (403, "Not allowed for this session (role or course)"),
     (404, "Not found"), (409, "The entry is voided (entry_voided), changed since the version sent (entry_changed: "
                               "details.current is the entry as it is now), or another request changed the same data "
-                              "at the same moment (conflict)"),
+                              "at the same moment (conflict), or points need the teacher's confirmation "
+                              "(bonus_unconfirmed: task points or a total above the maximum, a ledger entry "
+                              "beyond ± ledger_confirm_points; details list each field with its points and "
+                              "limit; send the request again with \"confirmBonus\": true)"),
     (413, "The request body is over 1 MiB (body_too_large)"),
     (422, "Invalid fields; details list each (validation_error). Also invalid_json, invalid_encoding (not UTF-8), "
-          "invalid_text (a NUL byte or lone surrogate), empty_update, too_many_bands"),
+          "invalid_text (a NUL byte or lone surrogate), empty_update, too_many_bands, points_too_high (more "
+          "than twice a task's or the assessment's maximum: a typo, refused even with confirmBonus)"),
     (503, "The database is busy or restarting (database_unavailable): nothing was saved; try again after "
           "Retry-After seconds"),
 )}
@@ -271,6 +281,10 @@ def _assessment_paths() -> dict[str, Any]:
         "/api/curves/boundaries": {"post": {
             "summary": "Bands from one boundary per grade (manual mode)", "requestBody": _body("BoundariesIn"),
             "responses": ok("Bands")}},
+        "/api/curves/defaults": {"post": {
+            "summary": "The scheme workspace's defaults (passing 50 %, excellence 90 %) on a step at which every "
+                       "grade fits: always a savable scheme", "requestBody": _body("CurveDefaultsIn"),
+            "responses": ok("CurveDefaults")}},
         "/api/me/grades": {"get": {"summary": "A student's own grades in the session's offering",
                                    "responses": {"200": {"description": "OK"}, **ERRORS}}},
     }

@@ -84,6 +84,10 @@ class EntryCreate(_TypeChecked):
     lesson_id: Ref | None = None
     homework_submission_id: Ref | None = None
     graded_at: SaneDatetime | None = None
+    # Points beyond ± ledger_confirm_points (default 1,000) are saved only with this (409 bonus_unconfirmed).
+    confirm_bonus: bool = Field(default=False, description=(
+        "true: save points outside the usual range of one entry (± the ledger_confirm_points setting, "
+        "default 1000); without it such points are refused with 409 bonus_unconfirmed."))
 
 
 class EntryUpdate(_TypeChecked):
@@ -98,6 +102,10 @@ class EntryUpdate(_TypeChecked):
     graded_at: SaneDatetime | None = None
     # The version the writer read (like If-Match): a stale one is refused with 409 entry_changed.
     version: Version | None = None
+    # Points beyond ± ledger_confirm_points (default 1,000) are saved only with this (409 bonus_unconfirmed).
+    confirm_bonus: bool = Field(default=False, description=(
+        "true: save points outside the usual range of one entry (± the ledger_confirm_points setting, "
+        "default 1000); without it such points are refused with 409 bonus_unconfirmed."))
 
 
 class BulkItem(ApiModel):
@@ -120,6 +128,10 @@ class BulkCreate(_TypeChecked):
     graded_at: SaneDatetime | None = None
     items: list[dict[str, Any]] = Field(min_length=1, max_length=2000,
                                         json_schema_extra={"items": {"$ref": "#/components/schemas/BulkItem"}})
+    # Items beyond ± ledger_confirm_points are saved only with this (409 bonus_unconfirmed, by index).
+    confirm_bonus: bool = Field(default=False, description=(
+        "true: save items outside the usual range of one entry (± the ledger_confirm_points setting, "
+        "default 1000); without it such items are refused with 409 bonus_unconfirmed, listed by index."))
 
 
 class VoidRequest(ApiModel):
