@@ -151,7 +151,8 @@ def retry_failed(db: Session, *, offering_id: int, now: dt.datetime) -> int:
     get_offering(db, offering_id)
     lock_offering_columns(db, offering_id=offering_id)
     result = db.connection().execute(
-        update(_T).where(_T.c.binding_id.in_(_offering_rows(offering_id)), _T.c.state == "failed")
+        update(_T).where(_T.c.binding_id.in_(_offering_rows(offering_id)), _T.c.state == "failed",
+                         _T.c.held.is_(False))
         .values(state="pending", next_attempt_at=now, attempts=0, updated_at=now))
     return int(result.rowcount or 0)
 
@@ -170,7 +171,7 @@ def resend(db: Session, *, offering_id: int, delivery_ids: Sequence[int], now: d
                                                                          "message": "at least one id"}])
     lock_offering_columns(db, offering_id=offering_id)
     rows = db.connection().execute(
-        select(_T.c.id, _T.c.desired, _T.c.desired_at, _T.c.last_sent_ts)
+        select(_T.c.id, _T.c.desired, _T.c.desired_at, _T.c.last_sent_ts, _T.c.held)
         .where(_T.c.id.in_(wanted), _T.c.binding_id.in_(_offering_rows(offering_id)))).all()
     unknown = sorted(set(wanted) - {r.id for r in rows})
     if unknown:
@@ -178,6 +179,8 @@ def resend(db: Session, *, offering_id: int, delivery_ids: Sequence[int], now: d
                               details=[{"field": "deliveryIds", "message": f"unknown id {i}"} for i in unknown])
     changes = []
     for r in rows:
+        if r.held:
+            continue  # a held change goes out with its release, not before
         at = rules.next_timestamp(now, rules.latest(r.desired_at, r.last_sent_ts))
         changes.append({"rid": r.id, "desired": Score.from_json(r.desired).with_timestamp(at).to_json(), "at": at,
                         "now": now})
@@ -187,7 +190,7 @@ def resend(db: Session, *, offering_id: int, delivery_ids: Sequence[int], now: d
             # SET reads the row as it was: the override names the version this update writes.
             lms_override_version=_T.c.desired_version + 1,
             state="pending", next_attempt_at=bindparam("now"), attempts=0, note=None, updated_at=bindparam("now")),
-        changes)
+        changes) if changes else None
     return len(changes)
 
 
@@ -214,3 +217,69 @@ def counts_by_state(db: Session, *, offering_id: int) -> dict[str, int]:
             _T.c.binding_id.in_(_offering_rows(offering_id))).group_by(_T.c.state)):
         counts[state] = n
     return counts
+
+
+# -- release (issue 15): each column's settings, and per student what is held --------------------------
+
+
+@dataclass(frozen=True)
+class StudentRelease:
+    """One student in one column: `held` (a change waits for release), else where the released one is."""
+
+    student_id: int
+    name: str
+    state: str  # held | released (on its way) | delivered | superseded | failed | none
+    held: bool
+    held_score: Score | None
+
+
+@dataclass(frozen=True)
+class ColumnRelease:
+    """One LMS column: its settings, its students, and how many are in each release state."""
+
+    key: str
+    label: str
+    settings: Any  # columns.ColumnSettings
+    students: list[StudentRelease]
+    counts: dict[str, int]
+
+
+RELEASE_STATES = ("held", "released", "delivered", "superseded", "failed")
+_ROW_STATE = {"delivered": "delivered", "superseded": "superseded", "failed": "failed", "pending": "released",
+              "retrying": "released", "waiting": "released"}
+
+
+def column_releases(db: Session, view: OfferingDelivery, views: Any) -> list[ColumnRelease]:
+    """Every column of the offering (total, then each assessment) with its release states."""
+    from tool.assessments.models import Assessment
+    from tool.delivery import columns, release
+
+    offering = get_offering(db, view.offering_id)
+    titles = dict(db.execute(select(Assessment.id, Assessment.title).where(Assessment.offering_id == offering.id)).all())
+    rows_by_target = {c.target: view.rows_of(c.binding_id) for c in view.columns}
+    out = []
+    for key in release.column_keys(db, offering.id):
+        settings = columns.settings_for(db, offering_id=offering.id, key=key)
+        label = "Total" if key == rules.TOTAL_KEY else titles.get(int(key.removeprefix("assessment-")), key)
+        held = release.held(db, offering, key, views)
+        rows = {r.person_id: r for r in rows_by_target.get(rules.target_of_key(key) or "", [])}
+        ids = release.students_of(db, offering, key)
+        seen = set(release.released_views(db, offering.id, key, ids))
+        names = dict(db.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).all()) if ids else {}
+        students, counts = [], {s: 0 for s in RELEASE_STATES}
+        for sid in ids:
+            h = held.get(sid)
+            row = rows.get(sid)
+            if h is not None:
+                state = "held"
+            elif row is not None and not (row.state == "pending" and row.desired.score_given is None
+                                          and not row.desired.comment and row.accepted is None):
+                state = _ROW_STATE.get(row.state, row.state)
+            else:
+                state = "released" if sid in seen else "none"
+            if state in counts:
+                counts[state] += 1
+            students.append(StudentRelease(sid, names.get(sid) or "(no name)", state, h is not None,
+                                           h.score if h is not None else None))
+        out.append(ColumnRelease(key, label, settings, students, counts))
+    return out

@@ -19,11 +19,14 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
-from pydantic import Field
+from typing import Annotated, Literal
+
+from pydantic import Field, PlainValidator, WithJsonSchema
 
 from tool.ags.score import Score
 from tool.clock import utcnow
-from tool.delivery import rules, schedule, status
+from tool.decimals import DecimalRefused, parse_decimal, pattern
+from tool.delivery import release, rules, schedule, status
 from tool.delivery.queue import force_due
 from tool.delivery.readback import ReadBack, read_back
 from tool.delivery.worker import DeliveryWorker, StepResult, worker_name
@@ -33,6 +36,7 @@ from tool.web.app import get_db, get_services
 from tool.web.assessment_schemas import MaxPoints
 from tool.web.auth import current_session, requires_staff
 from tool.web.ledger_api import money, offering_of_course
+from tool.web import released
 from tool.web.pages import LandingView
 from tool.web.requests import ID_MAX, json_body, parse
 from tool.web.schemas import ApiModel, Id, dt_json
@@ -52,7 +56,39 @@ class DeliverySettingsIn(ApiModel):
     total_maximum: MaxPoints
 
 
-SCHEMAS = [ResendIn, DeliverySettingsIn]
+def _grade_number(value: Any) -> Decimal:
+    from tool.ledger.rules import RuleViolation
+
+    try:
+        number = parse_decimal(value, places=2)
+    except DecimalRefused as exc:
+        raise RuleViolation(str(exc)) from None
+    if number < 0 or number > Decimal("100000"):
+        raise RuleViolation("must be between 0 and 100000")
+    return number
+
+
+GradeNumber = Annotated[Decimal, PlainValidator(_grade_number),
+                        WithJsonSchema({"oneOf": [{"type": "number"}, {"type": "string", "pattern": pattern(6)}],
+                                        "description": "0 … 100000, two decimal places at most"})]
+
+
+class ColumnIn(ApiModel):
+    """PUT /api/offerings/{offeringId}/delivery/columns/{key}"""
+
+    release: Literal["automatic", "manual"] | None = None
+    lms_value: Literal["points", "percent", "grade"] | None = None
+    grade_numbers: dict[Annotated[str, Field(min_length=1, max_length=20)], GradeNumber] | None = Field(
+        default=None, max_length=100)
+
+
+class ReleaseIn(ApiModel):
+    """POST /api/offerings/{offeringId}/delivery/columns/{key}/release"""
+
+    student_ids: list[Id] | None = Field(default=None, min_length=1, max_length=5000)
+
+
+SCHEMAS = [ResendIn, DeliverySettingsIn, ColumnIn, ReleaseIn]
 
 
 def _staff_offering(offering_id: int) -> int:
@@ -114,6 +150,16 @@ def delivery_json(view: status.OfferingDelivery) -> dict[str, Any]:
     }
 
 
+def columns_json(view: status.OfferingDelivery, cols: list[status.ColumnRelease]) -> list[dict[str, Any]]:
+    """Each LMS column's settings, counts, and per student whether a change is held (and its score)."""
+    return [{"key": c.key, "label": c.label, "release": c.settings.release, "lmsValue": c.settings.lms_value,
+             "gradeNumbers": {g: money(n) for g, n in c.settings.numbers.items()} if c.settings.numbers else None,
+             "counts": c.counts,
+             "students": [{"studentId": st.student_id, "name": st.name, "state": st.state, "held": st.held,
+                           "heldScore": score_json(st.held_score) if st.held else None} for st in c.students]}
+            for c in cols]
+
+
 def step_json(changed: int, result: StepResult) -> dict[str, Any]:
     """What a sync did."""
     return {"rescheduled": changed, "sent": result.sent, "accepted": result.accepted,
@@ -136,7 +182,37 @@ def readback_json(rb: ReadBack) -> dict[str, Any]:
 def api_status(offering_id: int) -> Any:
     """Per student and line item: the state of delivery and the platform's words."""
     oid = _staff_offering(offering_id)
-    return jsonify(delivery_json(status.offering_delivery(get_db(), offering_id=oid)))
+    db = get_db()
+    view = status.offering_delivery(db, offering_id=oid)
+    return jsonify({**delivery_json(view), "columns": columns_json(view, status.column_releases(db, view, released.views))})
+
+
+@bp.put("/api/offerings/<int:offering_id>/delivery/columns/<key>")
+@requires_staff
+def api_column(offering_id: int, key: str) -> Any:
+    """A column's release policy and what it shows in the LMS (and the grade numbers of `grade`)."""
+    oid = _staff_offering(offering_id)
+    body = parse(ColumnIn, json_body())
+    db = get_db()
+    settings = release.set_column(db, offering_id=oid, key=key[:60], views=released.views,
+                                  release_policy=body.release, lms_value=body.lms_value,
+                                  grade_numbers=dict(body.grade_numbers) if body.grade_numbers else None)
+    out = {"key": settings.key, "release": settings.release, "lmsValue": settings.lms_value,
+           "gradeNumbers": {g: money(n) for g, n in settings.numbers.items()} if settings.numbers else None}
+    db.commit()
+    return jsonify(out)
+
+
+@bp.post("/api/offerings/<int:offering_id>/delivery/columns/<key>/release")
+@requires_staff
+def api_release(offering_id: int, key: str) -> Any:
+    """Release the held changes of a column: of `studentIds`, or of every held student."""
+    oid = _staff_offering(offering_id)
+    body = parse(ReleaseIn, json_body()) if request.get_data() else ReleaseIn()
+    db = get_db()
+    n = release.release(db, offering_id=oid, key=key[:60], views=released.views, student_ids=body.student_ids)
+    db.commit()
+    return jsonify(released=n)
 
 
 @bp.post("/api/offerings/<int:offering_id>/delivery/sync")

@@ -1,0 +1,99 @@
+"""Issue 15, items 1-3: a column's release policy (held changes, release), what students see, and
+what the LMS column shows (lmsValue), through the sandbox LMS in Moodle and Canvas modes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from tests.e2e.delivery_kit import Klass, klass, raw  # noqa: F401  (fixtures)
+from tests.e2e.test_delivery_end_to_end import gradebook
+
+BANDS = {"bands": [{"min_points": 54, "max_points": 60, "grade": "1.0"},
+                   {"min_points": 48, "max_points": 53.99, "grade": "1.3"},
+                   {"min_points": 30, "max_points": 47.99, "grade": "4.0"},
+                   {"min_points": 0, "max_points": 29.99, "grade": "5.0"}]}
+
+
+def exam_with_scheme(k: Klass, *, apply: bool = False) -> tuple[int, int]:
+    r = k.api("POST", f"/api/offerings/{k.offering_id}/assessments", {"title": "Final exam", "maxPoints": 60})
+    assert r.status_code == 201, r.text
+    exam = r.json()["id"]
+    scheme = k.api("POST", f"/api/assessments/{exam}/schemes", {"config": BANDS})
+    assert scheme.status_code == 201, scheme.text
+    if apply:
+        assert k.api("POST", f"/api/schemes/{scheme.json()['id']}/apply").status_code == 200
+    return exam, scheme.json()["id"]
+
+
+def points(k: Klass, exam: int, sub: str, value: Any) -> None:
+    r = k.api("PUT", f"/api/assessments/{exam}/points/{k.person[sub]}", {"points": value})
+    assert r.status_code == 200, r.text
+
+
+def column(k: Klass, key: str) -> dict[str, Any]:
+    cols = {c["key"]: c for c in k.status()["columns"]}
+    return cols[key]
+
+
+def test_points_of_an_exam_with_a_scheme_are_held_until_released(klass: Klass) -> None:
+    """Reported: raw points went to the LMS as FullyGraded at once; the exam's column is manual."""
+    ann, ben = klass.subs[:2]
+    exam, scheme = exam_with_scheme(klass)
+    points(klass, exam, ann, "50")
+    points(klass, exam, ben, "20")
+    assert klass.api("POST", f"/api/schemes/{scheme}/apply").status_code == 200
+    klass.deliver()
+    target = f"assessment:{exam}"
+    graded = [p for p in klass.posts(target=target) if p.body.get("scoreGiven") is not None]
+    assert graded == []  # nothing with a grade reached the LMS
+    col = column(klass, f"assessment-{exam}")
+    assert col["release"] == "manual" and col["lmsValue"] == "points"
+    held = {s["studentId"]: s for s in col["students"] if s["held"]}
+    assert set(held) == {klass.person[ann], klass.person[ben]}
+    assert held[klass.person[ann]]["heldScore"]["scoreGiven"] == "50.00"
+
+    # Release Ann only: her grade goes out; Ben stays held.
+    r = klass.api("POST", f"/api/offerings/{klass.offering_id}/delivery/columns/assessment-{exam}/release",
+                  {"studentIds": [klass.person[ann]]})
+    assert r.status_code == 200 and r.json() == {"released": 1}, r.text
+    klass.deliver()
+    assert raw(klass.result(ann, target)) == Decimal("50.00")
+    assert klass.result(ann, target).comment == "Grade 1.3"  # type: ignore[union-attr]
+    assert klass.result(ben, target) is None or klass.result(ben, target).raw is None  # type: ignore[union-attr]
+
+    # A later change is held again; the LMS keeps the released grade.
+    points(klass, exam, ann, "58")
+    klass.deliver()
+    assert raw(klass.result(ann, target)) == Decimal("50.00")
+    assert {s["studentId"] for s in column(klass, f"assessment-{exam}")["students"] if s["held"]} == {
+        klass.person[ann], klass.person[ben]}
+
+    # Release all: both go out; a second release finds nothing held.
+    r = klass.api("POST", f"/api/offerings/{klass.offering_id}/delivery/columns/assessment-{exam}/release")
+    assert r.json() == {"released": 2}, r.text
+    again = klass.api("POST", f"/api/offerings/{klass.offering_id}/delivery/columns/assessment-{exam}/release")
+    assert again.json() == {"released": 0}
+    klass.deliver()
+    assert raw(klass.result(ann, target)) == Decimal("58.00")
+    assert raw(klass.result(ben, target)) == Decimal("20.00")
+
+
+def test_a_student_sees_only_what_was_released(klass: Klass) -> None:
+    """Reported: a student saw the grade the moment it was computed."""
+    ann = klass.subs[0]
+    exam, _ = exam_with_scheme(klass, apply=True)
+    points(klass, exam, ann, "50")
+    student = klass.stack.launch(ann, "rl-1").token or ""
+    mine = klass.api("GET", "/api/me/grades", token=student).json()["grades"]
+    part = next(g for g in mine if g["assessmentId"] == exam)["participation"]
+    assert part is None or (part.get("grade") is None and part.get("points") is None), part
+    klass.api("POST", f"/api/offerings/{klass.offering_id}/delivery/columns/assessment-{exam}/release")
+    mine = klass.api("GET", "/api/me/grades", token=student).json()["grades"]
+    part = next(g for g in mine if g["assessmentId"] == exam)["participation"]
+    assert (part["grade"], part["points"]) == ("1.3", "50.00")
+    # A later change: the student still sees what was released.
+    points(klass, exam, ann, "20")
+    mine = klass.api("GET", "/api/me/grades", token=student).json()["grades"]
+    part = next(g for g in mine if g["assessmentId"] == exam)["participation"]
+    assert (part["grade"], part["points"]) == ("1.3", "50.00")
