@@ -97,3 +97,86 @@ def test_a_student_sees_only_what_was_released(klass: Klass) -> None:
     mine = klass.api("GET", "/api/me/grades", token=student).json()["grades"]
     part = next(g for g in mine if g["assessmentId"] == exam)["participation"]
     assert (part["grade"], part["points"]) == ("1.3", "50.00")
+
+
+def test_manual_to_automatic_sends_what_is_held_and_automatic_to_manual_holds_new_changes(klass: Klass) -> None:
+    ann, ben = klass.subs[:2]
+    exam, _ = exam_with_scheme(klass, apply=True)
+    key, target = f"assessment-{exam}", f"assessment:{exam}"
+    points(klass, exam, ann, "50")
+    klass.deliver()
+    assert raw(klass.result(ann, target)) is None
+    r = klass.api("PUT", f"/api/offerings/{klass.offering_id}/delivery/columns/{key}", {"release": "automatic"})
+    assert r.status_code == 200 and r.json()["release"] == "automatic", r.text
+    klass.deliver()
+    assert raw(klass.result(ann, target)) == Decimal("50.00")  # what was held went out
+    r = klass.api("PUT", f"/api/offerings/{klass.offering_id}/delivery/columns/{key}", {"release": "manual"})
+    assert r.status_code == 200, r.text
+    points(klass, exam, ben, "55")
+    points(klass, exam, ann, "20")
+    klass.deliver()
+    assert raw(klass.result(ann, target)) == Decimal("50.00") and raw(klass.result(ben, target)) is None
+    # Ann saw 50 / 1.3 when the column turned manual: she still does.
+    student = klass.stack.launch(ann, "rl-1").token or ""
+    mine = klass.api("GET", "/api/me/grades", token=student).json()["grades"]
+    assert next(g for g in mine if g["assessmentId"] == exam)["participation"]["points"] == "50.00"
+    # The ledger total: automatic by default, manual on request; the student's ledger answer follows.
+    entry = klass.entry(ann, "7")
+    klass.api("PUT", f"/api/offerings/{klass.offering_id}/delivery/columns/total", {"release": "manual"})
+    klass.correct(entry["id"], "9")
+    own = klass.api("GET", f"/api/grades/students/{klass.person[ann]}/offerings/{klass.offering_id}", token=student).json()
+    assert own["total"] == "7.00" and [e["points"] for e in own["entries"]] == ["7.00"]
+    klass.api("POST", f"/api/offerings/{klass.offering_id}/delivery/columns/total/release")
+    own = klass.api("GET", f"/api/grades/students/{klass.person[ann]}/offerings/{klass.offering_id}", token=student).json()
+    assert own["total"] == "9.00"
+
+
+def test_column_settings_refuse_what_cannot_be(klass: Klass) -> None:
+    exam, _ = exam_with_scheme(klass)
+    bare = klass.api("POST", f"/api/offerings/{klass.offering_id}/assessments", {"title": "Quiz", "maxPoints": 10}).json()
+    base = f"/api/offerings/{klass.offering_id}/delivery/columns"
+    cases = [(f"{base}/total", {"lmsValue": "grade"}, 422, "lms_value_not_for_total"),
+             (f"{base}/assessment-{bare['id']}", {"lmsValue": "grade"}, 422, "no_scheme"),
+             (f"{base}/assessment-{exam}", {"release": "sometimes"}, 422, None),
+             (f"{base}/assessment-{exam}", {"gradeNumbers": {"1.0": "10", "5.0": "20"}}, 422, "invalid_grade_numbers"),
+             (f"{base}/assessment-{exam}", {"gradeNumbers": {"9.9": "10"}}, 422, "invalid_grade_numbers"),
+             (f"{base}/assessment-999999", {"release": "manual"}, 404, "unknown_column"),
+             (f"{base}/nonsense", {"release": "manual"}, 404, "unknown_column")]
+    for path, body, code, name in cases:
+        r = klass.api("PUT", path, body)
+        assert r.status_code == code, (path, body, r.text)
+        if name:
+            assert r.json()["code"] == name
+    r = klass.api("POST", f"{base}/assessment-{exam}/release", {"studentIds": [999999]})
+    assert r.status_code == 422 and r.json()["code"] == "unknown_student"
+    assert column(klass, "total")["release"] == "automatic" and column(klass, f"assessment-{bare['id']}")["release"] == "automatic"
+
+
+def test_each_lms_value_reaches_the_sandbox_gradebook(klass: Klass) -> None:
+    """points (today), percent (of 100) and grade (the grade's number); the grade in the comment each time."""
+    ann, ben = klass.subs[:2]
+    names = {sub: klass.platform.users[sub].name for sub in (ann, ben)}
+    exam, _ = exam_with_scheme(klass, apply=True)
+    key, target = f"assessment-{exam}", f"assessment:{exam}"
+    points(klass, exam, ann, "50")  # 1.3
+    points(klass, exam, ben, "40")  # 4.0
+    expected = {"points": ({ann: "50", ben: "40"}, 60),
+                "percent": ({ann: "83.33", ben: "66.67"}, 100),
+                "grade": ({ann: "95", ben: "50"}, 100)}
+    for mode, (values, maximum) in expected.items():
+        r = klass.api("PUT", f"/api/offerings/{klass.offering_id}/delivery/columns/{key}", {"lmsValue": mode})
+        assert r.status_code == 200 and r.json()["lmsValue"] == mode, r.text
+        assert klass.api("POST", f"/api/offerings/{klass.offering_id}/delivery/columns/{key}/release").status_code == 200
+        klass.deliver()
+        assert klass.item(target).score_maximum == maximum, mode
+        book = gradebook(klass.stack)["Final exam"]
+        for sub, value in values.items():
+            assert book[names[sub]]["raw"] == value, (mode, sub, book[names[sub]])
+        assert (book[names[ann]]["comment"], book[names[ben]]["comment"]) == ("Grade 1.3", "Grade 4.0"), mode
+    # The grade numbers are editable: 1.3 counts 90 from now on (held, then released).
+    r = klass.api("PUT", f"/api/offerings/{klass.offering_id}/delivery/columns/{key}", {"gradeNumbers": {"1.3": "90"}})
+    assert r.status_code == 200 and r.json()["gradeNumbers"]["1.3"] == "90.00", r.text
+    assert column(klass, key)["counts"]["held"] == 1
+    klass.api("POST", f"/api/offerings/{klass.offering_id}/delivery/columns/{key}/release")
+    klass.deliver()
+    assert gradebook(klass.stack)["Final exam"][names[ann]]["raw"] == "90"

@@ -229,9 +229,10 @@ def _sent_at(sent: dict[str, Any] | None) -> dt.datetime | None:
         return None
 
 
-def _unless_held(next_at: Any) -> Any:
-    """The next attempt, unless a change written meanwhile is held (it waits for its release)."""
-    return case((_T.c.held.is_(True), None), else_=next_at)
+def _unless_held(param: str) -> Any:
+    """The next attempt (bind parameter `param`), unless a change written meanwhile is held (it waits
+    for its release)."""
+    return case((_T.c.held.is_(True), None), else_=bindparam(param, type_=_T.c.next_attempt_at.type))
 
 
 def record_outcomes(db: Session, *, worker: str, results: Sequence[Attempt], now: dt.datetime,
@@ -308,22 +309,22 @@ def record_outcomes(db: Session, *, worker: str, results: Sequence[Attempt], now
     if by_kind["accepted"]:
         conn.execute(update(_T).where(_T.c.id == bindparam("rid")).values(
             accepted=bindparam("accepted"), accepted_at=bindparam("now"), ever_graded=bindparam("graded"),
-            state=bindparam("state"), next_attempt_at=_unless_held(bindparam("next")), attempts=0,
+            state=bindparam("state"), next_attempt_at=_unless_held("next"), attempts=0,
             last_status=bindparam("status"), last_error=None, note=bindparam("note"),
             last_sent_ts=bindparam("sent_at"), updated_at=bindparam("now"), **_RELEASE), by_kind["accepted"])
     if by_kind["restamp"]:
         conn.execute(update(_T).where(_T.c.id == bindparam("rid")).values(
             desired=bindparam("desired"), desired_at=bindparam("at"), state="pending",
-            next_attempt_at=_unless_held(bindparam("now")),
+            next_attempt_at=_unless_held("now"),
             last_status=bindparam("status"), last_error=bindparam("error"), last_sent_ts=bindparam("sent_at"),
             updated_at=bindparam("now"), **_RELEASE), by_kind["restamp"])
     if by_kind["held"]:
         conn.execute(update(_T).where(_T.c.id == bindparam("rid")).values(
-            state=bindparam("state"), next_attempt_at=_unless_held(bindparam("next")), note=bindparam("note"),
+            state=bindparam("state"), next_attempt_at=_unless_held("next"), note=bindparam("note"),
             updated_at=bindparam("now"), **_RELEASE), by_kind["held"])
     if by_kind["plain"]:
         conn.execute(update(_T).where(_T.c.id == bindparam("rid")).values(
-            state=bindparam("state"), next_attempt_at=_unless_held(bindparam("next")), last_status=bindparam("status"),
+            state=bindparam("state"), next_attempt_at=_unless_held("next"), last_status=bindparam("status"),
             last_error=bindparam("error"), last_sent_ts=bindparam("sent_at"), updated_at=bindparam("now"),
             **_RELEASE), by_kind["plain"])
     for binding_id in sorted(lost_bindings):

@@ -65,6 +65,7 @@ class RowView:
     last_status: int | None
     message: str | None  # the platform's words for failed, retrying and superseded rows
     note: str | None
+    held: bool = False  # a change waits for the teacher's release (manual column)
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def offering_delivery(db: Session, *, offering_id: int) -> OfferingDelivery:
         result = db.execute(
             select(_T.c.id, _T.c.binding_id, _T.c.person_id, _T.c.state, _T.c.desired, _T.c.accepted,
                    _T.c.accepted_at, _T.c.attempts, _T.c.next_attempt_at, _T.c.last_status, _T.c.last_error,
-                   _T.c.note, Person.name, Person.family_name, Person.given_name)
+                   _T.c.note, _T.c.held, Person.name, Person.family_name, Person.given_name)
             .join(Person, Person.id == _T.c.person_id)
             .where(_T.c.binding_id.in_([c.binding_id for c in columns]))
             .order_by(Person.family_name, Person.given_name, Person.name, _T.c.id))
@@ -133,7 +134,7 @@ def offering_delivery(db: Session, *, offering_id: int) -> OfferingDelivery:
             rows.append(RowView(row.id, row.binding_id, row.person_id, row.name or "(no name)", row.state,
                                 Score.from_json(row.desired), Score.from_json(row.accepted) if row.accepted else None,
                                 row.accepted_at, row.attempts, row.next_attempt_at, row.last_status,
-                                row.last_error if shows_words else None, row.note))
+                                row.last_error if shows_words else None, row.note, bool(row.held)))
     counts = {state: 0 for state in DELIVERY_STATES}
     for r in rows:
         counts[r.state] += 1

@@ -274,6 +274,8 @@ MESSAGES = {
     "retried": "{n} failed scores will be sent again.",
     "resent": "{n} scores will be sent again over what the LMS holds.",
     "maximum": "The total's maximum is now {max}; every total will be sent again.",
+    "released": "{n} held grades released: they go to the LMS and the students now.",
+    "column": "The column's settings are saved.",
 }
 
 
@@ -307,9 +309,10 @@ def page(offering_id: int) -> Any:
     db = get_db()
     view = LandingView.from_db(db, LaunchContext(s.registration_id, s.person_id, s.course_id, oid, s.roles))
     data = status.offering_delivery(db, offering_id=oid)
+    releases = status.column_releases(db, data, released.views)
     rb = _read_back(oid) if request.values.get("readback") == "1" else None
     return render_template("teacher_sync.html", token=_page_token(), view=view, roles=[r.value for r in s.roles],
-                           data=data, readback=rb, message=_message(), money=money, rules=rules,
+                           data=data, releases=releases, readback=rb, message=_message(), money=money, rules=rules,
                            waiting_minutes=max(1, round(get_services().settings.delivery_waiting_seconds / 60)))
 
 
@@ -362,3 +365,40 @@ def page_maximum(offering_id: int) -> Any:
     binding = status.set_total_maximum(db, offering_id=oid, maximum=Decimal(body.total_maximum), now=utcnow())
     db.commit()
     return _back(oid, "maximum", max=money(binding.score_maximum))
+
+
+def _form_key() -> str | None:
+    key = request.form.get("key", "").strip()
+    if key and rules.target_of_key(key) is None:
+        raise ValidationError("key must be 'total' or 'assessment-<id>'.", details=[{"field": "key", "message": "unknown"}])
+    return key or None
+
+
+@bp.post("/offerings/<int:offering_id>/sync/release")
+@requires_staff
+def page_release(offering_id: int) -> Any:
+    """"Release" (one column) or "Release all" (every column) from the page, after the confirmation."""
+    oid = _staff_offering(offering_id)
+    key = _form_key()
+    db = get_db()
+    keys = [key] if key else release.column_keys(db, oid)
+    n = sum(release.release(db, offering_id=oid, key=k, views=released.views) for k in keys)
+    db.commit()
+    return _back(oid, "released", n=n)
+
+
+@bp.post("/offerings/<int:offering_id>/sync/column")
+@requires_staff
+def page_column(offering_id: int) -> Any:
+    """A column's release policy and LMS value from the page's form."""
+    oid = _staff_offering(offering_id)
+    key = _form_key()
+    if key is None:
+        raise ValidationError("Name the column.", details=[{"field": "key", "message": "missing"}])
+    body = parse(ColumnIn, {"release": request.form.get("release") or None,
+                            "lmsValue": request.form.get("lms_value") or None})
+    db = get_db()
+    release.set_column(db, offering_id=oid, key=key, views=released.views, release_policy=body.release,
+                       lms_value=body.lms_value)
+    db.commit()
+    return _back(oid, "column")
