@@ -3,6 +3,7 @@ what the LMS column shows (lmsValue), through the sandbox LMS in Moodle and Canv
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -180,3 +181,16 @@ def test_each_lms_value_reaches_the_sandbox_gradebook(klass: Klass) -> None:
     klass.api("POST", f"/api/offerings/{klass.offering_id}/delivery/columns/{key}/release")
     klass.deliver()
     assert gradebook(klass.stack)["Final exam"][names[ann]]["raw"] == "90"
+
+
+def test_the_scheme_page_prints_the_canvas_scheme_and_the_moodle_hint(klass: Klass) -> None:
+    from tests.e2e.conftest import no_cookies
+
+    exam, _ = exam_with_scheme(klass, apply=True)
+    page = no_cookies().post(f"{klass.stack.tool_url}/assessments/{exam}", data={"st": klass.teacher}).text
+    assert 'id="canvas-scheme"' in page
+    rows = re.findall(r'<tr><th scope="row">([^<]+)</th><td class="num">([^<]+) %</td>\s*<td class="num">([^<]+)</td>', page)
+    assert rows[0] == ("1.0", "100.00", "100.00") and ("4.0", "50.00", "50.00") in rows and rows[-1] == ("5.0", "0.00", "0.00")
+    assert [r[0] for r in rows] == ["1.0", "1.3", "1.7", "2.0", "2.3", "2.7", "3.0", "3.3", "3.7", "4.0", "5.0"]
+    assert "5.0,4.0,3.7,3.3,3.0,2.7,2.3,2.0,1.7,1.3,1.0" in page
+    assert 'data-release="manual"' in page
