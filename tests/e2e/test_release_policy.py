@@ -142,7 +142,8 @@ def test_column_settings_refuse_what_cannot_be(klass: Klass) -> None:
              (f"{base}/assessment-{exam}", {"gradeNumbers": {"1.0": "10", "5.0": "20"}}, 422, "invalid_grade_numbers"),
              (f"{base}/assessment-{exam}", {"gradeNumbers": {"9.9": "10"}}, 422, "invalid_grade_numbers"),
              (f"{base}/assessment-999999", {"release": "manual"}, 404, "unknown_column"),
-             (f"{base}/nonsense", {"release": "manual"}, 404, "unknown_column")]
+             (f"{base}/nonsense", {"release": "manual"}, 404, "unknown_column"),
+             (f"{base}/assessment-99999999999", {"release": "manual"}, 404, "unknown_column")]
     for path, body, code, name in cases:
         r = klass.api("PUT", path, body)
         assert r.status_code == code, (path, body, r.text)
@@ -194,3 +195,33 @@ def test_the_scheme_page_prints_the_canvas_scheme_and_the_moodle_hint(klass: Kla
     assert [r[0] for r in rows] == ["1.0", "1.3", "1.7", "2.0", "2.3", "2.7", "3.0", "3.3", "3.7", "4.0", "5.0"]
     assert "5.0,4.0,3.7,3.3,3.0,2.7,2.3,2.0,1.7,1.3,1.0" in page
     assert 'data-release="manual"' in page
+
+
+def test_the_sync_page_shows_held_grades_and_release_all_asks_with_the_count(klass: Klass) -> None:
+    from tests.e2e.conftest import no_cookies
+
+    ann, ben = klass.subs[:2]
+    exam, _ = exam_with_scheme(klass, apply=True)
+    points(klass, exam, ann, "50")
+    points(klass, exam, ben, "40")
+    klass.deliver()  # the others' empty scores go; the two grades stay held
+    url = f"{klass.stack.tool_url}/offerings/{klass.offering_id}/sync"
+    page = no_cookies().post(url, data={"st": klass.teacher}).text
+    assert 'data-confirm="Release 2 held grades? 2 grades go to the LMS and to the students."' in page
+    assert "Release all (2)" in page and "held: 2" in page and "pending: 0" in page
+    row = re.search(rf'<tr data-key="assessment-{exam}" data-release="manual">.*?</tr>', page, re.S)
+    assert row and re.search(r'data-count="held">2<', row.group(0)), page
+    assert klass.status()["counts"]["held"] == 2
+    r = no_cookies().post(url + "/release", data={"st": klass.teacher}, allow_redirects=False)
+    assert r.status_code == 307 and "n=2" in r.headers["Location"]
+    klass.deliver()
+    page = no_cookies().post(url, data={"st": klass.teacher}).text
+    row = re.search(rf'<tr data-key="assessment-{exam}" data-release="manual">.*?</tr>', page, re.S)
+    assert row and re.search(r'data-count="delivered">2<', row.group(0)) and "Release all (0)" in page
+    # The policy from the page's form: automatic.
+    r = no_cookies().post(url + "/column", data={"st": klass.teacher, "key": f"assessment-{exam}",
+                                                 "release": "automatic", "lms_value": "percent"},
+                          allow_redirects=False)
+    assert r.status_code == 307
+    col = column(klass, f"assessment-{exam}")
+    assert (col["release"], col["lmsValue"]) == ("automatic", "percent")

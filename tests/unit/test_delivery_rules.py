@@ -333,6 +333,7 @@ def test_what_needs_a_release() -> None:
 
 def test_column_keys() -> None:
     assert rules.target_of_key("total") == "total" and rules.target_of_key("assessment-12") == "assessment:12"
-    assert [rules.target_of_key(k) for k in ("assessment-", "assessment-01", "assessment-x", "totals", "")] == [None] * 5
+    assert [rules.target_of_key(k) for k in ("assessment-", "assessment-01", "assessment-x", "totals", "",
+                                             "assessment-2147483648", "assessment-١٢")] == [None] * 7
     assert rules.column_key("assessment:12") == "assessment-12"
     assert rules.moodle_scale(("A", "B", "F")) == "F,B,A"

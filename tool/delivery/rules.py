@@ -342,7 +342,8 @@ def target_of_key(key: str) -> str | None:
     if key == TOTAL_KEY:
         return TOTAL_TARGET
     prefix, _, rest = key.partition("-")
-    if prefix == "assessment" and rest.isdigit() and len(rest) <= 12 and not rest.startswith("0"):
+    if prefix == "assessment" and rest.isascii() and rest.isdigit() and len(rest) <= 10 and not rest.startswith("0") \
+            and int(rest) <= 2**31 - 1:  # an id PostgreSQL can hold
         return assessment_target(int(rest))
     return None
 

@@ -136,8 +136,9 @@ def offering_delivery(db: Session, *, offering_id: int) -> OfferingDelivery:
                                 row.accepted_at, row.attempts, row.next_attempt_at, row.last_status,
                                 row.last_error if shows_words else None, row.note, bool(row.held)))
     counts = {state: 0 for state in DELIVERY_STATES}
+    counts["held"] = 0  # changes of manual columns waiting for release (their state says what was before)
     for r in rows:
-        counts[r.state] += 1
+        counts["held" if r.held else r.state] += 1
     reg = registration_of(db, offering)
     return OfferingDelivery(offering.id, delivers(offering), SCOPE_LINEITEM in (offering.ags_scopes or []),
                             is_canvas(reg), columns, rows, counts)
@@ -250,6 +251,13 @@ _ROW_STATE = {"delivered": "delivered", "superseded": "superseded", "failed": "f
               "retrying": "released", "waiting": "released"}
 
 
+def _empty(row: RowView) -> bool:
+    """True for a pair with nothing to tell: no grade or comment wanted, none in the LMS."""
+    def says(score: Score | None) -> bool:
+        return score is not None and (score.score_given is not None or bool(score.comment))
+    return not says(row.desired) and not says(row.accepted)
+
+
 def column_releases(db: Session, view: OfferingDelivery, views: Any) -> list[ColumnRelease]:
     """Every column of the offering (total, then each assessment) with its release states."""
     from tool.assessments.models import Assessment
@@ -273,8 +281,7 @@ def column_releases(db: Session, view: OfferingDelivery, views: Any) -> list[Col
             row = rows.get(sid)
             if h is not None:
                 state = "held"
-            elif row is not None and not (row.state == "pending" and row.desired.score_given is None
-                                          and not row.desired.comment and row.accepted is None):
+            elif row is not None and not _empty(row):
                 state = _ROW_STATE.get(row.state, row.state)
             else:
                 state = "released" if sid in seen else "none"
