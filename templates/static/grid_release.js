@@ -43,6 +43,22 @@
   }
 
   document.addEventListener("tally:grid-changed", later);
+
+  // The grade → number map of the column ("the grade's number"), on the scheme page.
+  var numbers = $("grade-numbers");
+  if (numbers) numbers.addEventListener("submit", async function (ev) {
+    ev.preventDefault();
+    var body = {};
+    numbers.querySelectorAll("input[data-grade]").forEach(function (input) {
+      body[input.getAttribute("data-grade")] = T.decimal.normalise(input.value);
+    });
+    var r = await api("PUT", base + "/columns/" + key, { gradeNumbers: body });
+    T.setStatus($("grade-numbers-status"), r.ok
+      ? "Saved. The changed numbers go to the LMS with the next release (open the page again for the tables)."
+      : "Not saved: " + r.data.message + (Array.isArray(r.data.details) ? " " + r.data.details.map(function (d) {
+        return d.message; }).join("; ") : ""), r.ok ? "ok" : "bad");
+    later();
+  });
   $("grid-release-all").addEventListener("click", async function () {
     var n = column ? column.counts.held : 0;
     if (!n) return;

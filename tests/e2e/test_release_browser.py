@@ -56,5 +56,19 @@ def test_points_are_held_until_the_teacher_releases_them_then_the_lms_shows_the_
         cell_in_lms = gradebook(moodle)["Final exam"][name]
         assert (cell_in_lms["raw"], cell_in_lms["comment"]) == ("95", "Grade 1.3"), cell_in_lms
         assert k.result(sub, f"assessment:{exam}") is not None
+
+        # The teacher makes 1.3 count 90 on the scheme page: held again, released, and the LMS follows.
+        frame.get_by_label("1.3", exact=True).fill("90")
+        frame.get_by_role("button", name="Save the numbers").click()
+        expect(frame.locator("#grade-numbers-status")).to_contain_text("Saved.", timeout=WAIT_MS)
+        expect(row.locator("td.lms-cell")).to_have_text("held", timeout=WAIT_MS)
+        frame.get_by_label("1.0", exact=True).fill("80")  # below 1.3's 90: refused, with the reason
+        frame.get_by_role("button", name="Save the numbers").click()
+        expect(frame.locator("#grade-numbers-status")).to_contain_text("a better grade needs a number at least as high")
+        page.once("dialog", lambda d: d.accept())
+        frame.get_by_role("button", name="Release all (1)").click()
+        expect(row.locator("td.lms-cell")).to_have_text("released", timeout=WAIT_MS)
+        k.deliver()
+        assert gradebook(moodle)["Final exam"][name]["raw"] == "90"
     finally:
         k.close()
