@@ -223,9 +223,7 @@ def set_column(db: Session, *, offering_id: int, key: str, views: Views, release
         "lms_value": lms_value or before.lms_value, "grade_numbers": stored_numbers or None, "updated_at": now},
         conflict=("offering_id", "key"), update=("release", "lms_value", "grade_numbers", "updated_at"))
     after = columns.settings_for(db, offering_id=offering.id, key=key)
-    if before.manual and not after.manual:
-        pass  # released below, after the scores were computed with the new settings
-    elif after.manual and not before.manual:
+    if after.manual and not before.manual:
         # Students keep what they saw until now; what changes from here on is held.
         _snapshot(db, offering, key, views, students_of(db, offering, key), now)
     if (after.lms_value, after.numbers) != (before.lms_value, before.numbers) and schedule.delivers(offering):
@@ -234,6 +232,7 @@ def set_column(db: Session, *, offering_id: int, key: str, views: Views, release
         if binding is not None or target != rules.TOTAL_TARGET:
             schedule.grades_changed(db, assessment_id=int(key.removeprefix("assessment-")), student_ids=None)
     if before.manual and not after.manual:
+        # After the scores were computed with the new settings: everything held goes out.
         _release_all_rows(db, offering, key, now)
     return after
 
