@@ -212,8 +212,16 @@ def test_the_sync_page_shows_held_grades_and_release_all_asks_with_the_count(kla
     row = re.search(rf'<tr data-key="assessment-{exam}" data-release="manual">.*?</tr>', page, re.S)
     assert row and re.search(r'data-count="held">2<', row.group(0)), page
     assert klass.status()["counts"]["held"] == 2
+    # One student first (her own button), then all that is left.
+    assert f'aria-label="Release {klass.platform.users[ann].name}"' in page
+    r = no_cookies().post(url + "/release", data={"st": klass.teacher, "key": f"assessment-{exam}",
+                                                  "student_id": str(klass.person[ann])}, allow_redirects=False)
+    assert r.status_code == 307 and "n=1" in r.headers["Location"]
+    assert [s["studentId"] for s in column(klass, f"assessment-{exam}")["students"] if s["held"]] == [klass.person[ben]]
+    bad = no_cookies().post(url + "/release", data={"st": klass.teacher, "student_id": "x"}, allow_redirects=False)
+    assert bad.status_code == 422
     r = no_cookies().post(url + "/release", data={"st": klass.teacher}, allow_redirects=False)
-    assert r.status_code == 307 and "n=2" in r.headers["Location"]
+    assert r.status_code == 307 and "n=1" in r.headers["Location"]
     klass.deliver()
     page = no_cookies().post(url, data={"st": klass.teacher}).text
     row = re.search(rf'<tr data-key="assessment-{exam}" data-release="manual">.*?</tr>', page, re.S)

@@ -377,12 +377,22 @@ def _form_key() -> str | None:
 @bp.post("/offerings/<int:offering_id>/sync/release")
 @requires_staff
 def page_release(offering_id: int) -> Any:
-    """"Release" (one column) or "Release all" (every column) from the page, after the confirmation."""
+    """"Release" (one column, or one student of it) or "Release all" (every column) from the page."""
     oid = _staff_offering(offering_id)
     key = _form_key()
+    try:
+        students = [int(v) for v in request.form.getlist("student_id")]
+        if not all(1 <= i <= ID_MAX for i in students) or len(students) > 5000:
+            raise ValueError
+    except ValueError:
+        raise ValidationError("student_id must be a number.",
+                              details=[{"field": "student_id", "message": "not a number"}]) from None
+    if students and key is None:
+        raise ValidationError("Name the column of these students.", details=[{"field": "key", "message": "missing"}])
     db = get_db()
     keys = [key] if key else release.column_keys(db, oid)
-    n = sum(release.release(db, offering_id=oid, key=k, views=released.views) for k in keys)
+    n = sum(release.release(db, offering_id=oid, key=k, views=released.views, student_ids=students or None)
+            for k in keys)
     db.commit()
     return _back(oid, "released", n=n)
 
