@@ -39,7 +39,8 @@ def test_points_are_held_until_the_teacher_releases_them_then_the_lms_shows_the_
         frame = launch_from_sandbox(page, moodle, moodle.platform.teacher.name)
         frame.locator("#assessments").get_by_role("link", name="Final exam").click()
         expect(frame.get_by_role("heading", name="Final exam", exact=True)).to_be_visible(timeout=WAIT_MS)
-        name = [n.strip() for n in frame.locator("#points-grid tbody th").all_inner_texts()][0]
+        expect(frame.locator("#points-grid tbody th").first).to_be_visible(timeout=WAIT_MS)  # the grid loaded
+        name = frame.locator("#points-grid tbody th").first.inner_text().strip()
         cell = frame.get_by_label(f"Task 1, {name}")
         cell.fill("50")
         cell.press("Enter")
