@@ -134,7 +134,7 @@ def _check_assessments(db: Session, offering_id: int, report: Report, name: dict
 def _check_column(db: Session, binding: LineItemBinding, report: Report, name: dict[int, str]) -> None:
     rows = {r.person_id: r for r in db.execute(
         select(_T.c.id, _T.c.person_id, _T.c.state, _T.c.desired, _T.c.desired_kind, _T.c.accepted,
-               _T.c.next_attempt_at, _T.c.note).where(_T.c.binding_id == binding.id))}
+               _T.c.next_attempt_at, _T.c.note, _T.c.held).where(_T.c.binding_id == binding.id))}
     if binding.assessment_id is not None:
         desires = schedule.assessment_desires(db, binding, binding.assessment_id, None)
     else:
@@ -157,7 +157,7 @@ def _check_column(db: Session, binding: LineItemBinding, report: Report, name: d
                 report.differences.append(Difference("accepted", who, _score_text(row.desired),
                                                      _score_text(row.accepted)))
         due = row.next_attempt_at is not None
-        if due != (row.state in DUE_STATES):
+        if due != (row.state in DUE_STATES and not row.held):
             report.differences.append(Difference("queue", who, f"state {row.state} and next attempt "
                                                  f"{'set' if row.state in DUE_STATES else 'empty'}",
                                                  f"next attempt {'set' if due else 'empty'}"))

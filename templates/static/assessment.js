@@ -327,6 +327,7 @@
       if (cols.length !== 1 || cols[0].key !== "total") head.appendChild(el("th", { scope: "col", class: "num", text: "Total" }));
       head.appendChild(el("th", { scope: "col", text: "Status" }));
       head.appendChild(el("th", { scope: "col", text: "Grade" }));
+      head.appendChild(el("th", { scope: "col", text: "LMS" }));  // held / released / delivered (grid_release.js)
       head.appendChild(el("th", { scope: "col" }, el("span", { class: "sr-only", text: "Actions" })));
       thead.appendChild(head);
 
@@ -341,6 +342,7 @@
         if (cols.length !== 1 || cols[0].key !== "total") tr.appendChild(el("td", { class: "num total", "data-total": "" }));
         tr.appendChild(el("td", { class: "status-cell" }, statusSelect(row)));
         tr.appendChild(el("td", { class: "grade-cell" }));
+        tr.appendChild(el("td", { class: "lms-cell" }));
         tr.appendChild(el("td", { class: "actions" }));
         tbody.appendChild(tr);
         row.tr = tr;
@@ -516,6 +518,7 @@
 
     /** The computed cells of a row: total, status, grade with its marker, actions. */
     function fillRow(row) {
+      document.dispatchEvent(new CustomEvent("tally:grid-changed"));  // the LMS states follow (grid_release.js)
       var tr = row.tr;
       var p = row.p;
       var total = tr.querySelector("[data-total]");

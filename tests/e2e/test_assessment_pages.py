@@ -11,6 +11,7 @@ The browser tests are skipped when Chromium is missing, unless TALLY_REQUIRE_BRO
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterator
 
 import pytest
@@ -321,6 +322,11 @@ def test_a_teacher_grades_an_exam_from_points_to_applied_grades_and_the_student_
     expect(history).to_have_count(2)
     expect(history.nth(0)).to_contain_text("scheme version 1")
     expect(history.nth(1)).to_contain_text("manual grade — Oral re-examination passed")
+
+    # The exam has a scheme, so nothing reached the students yet: the teacher releases all (issue 15).
+    page.once("dialog", lambda d: d.accept())
+    frame.get_by_role("button", name=re.compile(r"^Release all \(\d+\)$")).click()
+    expect(frame.locator("#grid-status")).to_contain_text("grades released")
 
     page.locator("iframe[name=tool-frame]").scroll_into_view_if_needed()
     page.screenshot(path="/tmp/assessment-iframe.png")

@@ -318,6 +318,9 @@ def test_only_staff_of_the_course_write_and_a_student_reads_only_their_own(exam:
     exam.enter_seed_points()
     scheme = exam.scheme(SEED_POINTS)
     exam.apply(scheme["id"])
+    # The exam has a scheme: its grades reach the students once released (issue 15).
+    assert exam.call("POST", f"/api/offerings/{exam.offering_id}/delivery/columns/assessment-{exam.id}/release",
+                     None).status_code == 200
     alice = exam.tokens["Alice"]
     for method, path, body in (
         ("POST", f"/api/offerings/{exam.offering_id}/assessments", {"title": "x", "maxPoints": 10}),
@@ -376,6 +379,10 @@ def test_a_student_who_joins_later_gets_a_participation_and_is_graded_by_apply(e
     r = exam.call("PUT", f"/api/assessments/{exam.id}/points/{newcomer_id}", {"points": "42"})
     assert r.status_code == 200, r.text
     exam.apply(scheme["id"])
+    mine = exam.call("GET", "/api/me/grades", token=token).json()["grades"]
+    assert mine[0]["participation"] is None  # held: not released yet (issue 15)
+    assert exam.call("POST", f"/api/offerings/{exam.offering_id}/delivery/columns/assessment-{exam.id}/release",
+                     None).status_code == 200
     mine = exam.call("GET", "/api/me/grades", token=token).json()["grades"]
     assert mine[0]["participation"]["grade"] == "1.7"
 

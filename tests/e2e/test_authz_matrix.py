@@ -131,6 +131,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/offerings/<int:offering_id>/delivery/resend"): "staff",
     ("PUT", "/api/offerings/<int:offering_id>/delivery/settings"): "staff",
     ("GET", "/api/offerings/<int:offering_id>/delivery/readback"): "staff",
+    ("PUT", "/api/offerings/<int:offering_id>/delivery/columns/<key>"): "staff",
+    ("POST", "/api/offerings/<int:offering_id>/delivery/columns/<key>/release"): "staff",
     # pages
     ("GET", "/offerings/<int:offering_id>"): "page_member",
     ("POST", "/offerings/<int:offering_id>"): "page_member",
@@ -142,6 +144,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/offerings/<int:offering_id>/sync/retry"): "page_staff",
     ("POST", "/offerings/<int:offering_id>/sync/resend"): "page_staff",
     ("POST", "/offerings/<int:offering_id>/sync/maximum"): "page_staff",
+    ("POST", "/offerings/<int:offering_id>/sync/column"): "page_staff",
+    ("POST", "/offerings/<int:offering_id>/sync/release"): "page_staff",
     # the admin console
     ("GET", "/admin/login"): "admin_login",
     ("POST", "/admin/login"): "admin_login",
@@ -193,7 +197,7 @@ class World:
                             ("entry_id", self.ids["entry"]), ("group_id", self.ids["course"]),
                             ("deployment_pk", self.ids["deployment"]), ("registration_id", self.ids["registration"])):
             out = out.replace(f"<int:{name}>", str(value))
-        return out.replace("<path:filename>", "tally.css")
+        return out.replace("<path:filename>", "tally.css").replace("<key>", "total")
 
 
 def launch(stack: Stack, sub: str, roles: list[str], context: str | None = None) -> str:

@@ -50,6 +50,9 @@ def test_points_and_an_applied_scheme_arrive_in_the_lms_gradebook(klass: Klass) 
         assert r.status_code == 200, r.text
     scheme = klass.api("POST", f"/api/assessments/{exam}/schemes", {"config": BANDS}).json()
     assert klass.api("POST", f"/api/schemes/{scheme['id']}/apply").status_code == 200
+    # An exam with a scheme is released by hand (issue 15): the teacher releases its grades.
+    r = klass.api("POST", f"/api/offerings/{klass.offering_id}/delivery/columns/assessment-{exam}/release")
+    assert r.status_code == 200 and r.json()["released"] == 4, r.text
 
     # The teacher opens "Grades in the LMS" and presses "Sync now".
     sync_page = no_cookies().post(f"{klass.stack.tool_url}/offerings/{klass.offering_id}/sync", data={"st": klass.teacher})

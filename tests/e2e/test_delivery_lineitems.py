@@ -162,6 +162,11 @@ class ExamOf:
     def apply(self) -> None:
         r = self.k.api("POST", f"/api/assessments/{self.id}/schemes", {"config": BANDS})
         assert r.status_code == 201, r.text
+        # These tests are about what each change sends: the teacher has this exam's column send every
+        # change at once (`automatic`; an exam with a scheme is `manual` by default, issue 15).
+        policy = self.k.api("PUT", f"/api/offerings/{self.k.offering_id}/delivery/columns/assessment-{self.id}",
+                            {"release": "automatic"})
+        assert policy.status_code == 200, policy.text
         r = self.k.api("POST", f"/api/schemes/{r.json()['id']}/apply")
         assert r.status_code == 200, r.text
 
@@ -285,6 +290,13 @@ def test_a_ledger_fed_course_grade_follows_the_ledger(klass: Klass) -> None:
     klass.entry(ann, "9.5")
     klass.deliver()
     target = rules.assessment_target(aid)
+    # The course grade has a scheme, so its column holds the grade until the teacher releases it
+    # (issue 15); the ledger total is automatic and went at once.
+    assert not [p for p in klass.posts(ann, target) if p.body.get("comment")]
+    assert raw(klass.result(ann)) == D("9.50")
+    r = klass.api("POST", f"/api/offerings/{klass.offering_id}/delivery/columns/assessment-{aid}/release")
+    assert r.status_code == 200 and r.json()["released"] == 1, r.text
+    klass.deliver()
     assert klass.accepted_posts(ann, target)[-1].body["comment"] == "Grade 1.0"
     assert raw(klass.result(ann)) == D("9.50")  # and the total, in its own column
     with klass.stack.session() as db:

@@ -296,3 +296,54 @@ def test_a_different_comment_is_not_tallys_score() -> None:
 def test_a_conflict_is_read_back_before_it_is_believed(sent: Score, last: Score | None, result: rules.LmsResult | None,
                                                        restamps: int, verdict: rules.Verdict) -> None:
     assert rules.conflict_verdict(sent, last, result, restamps=restamps) is verdict
+
+
+# -- issue 15: release and what the LMS column shows ------------------------------------------------
+
+from tool.schemes.scale import GERMAN, LETTERS, PASS_FAIL  # noqa: E402
+
+
+def test_german_grades_map_on_a_line_from_100_to_50_and_failing_to_0() -> None:
+    numbers = rules.default_grade_numbers(GERMAN.grades, GERMAN.failing, {})
+    assert numbers["1.0"] == Decimal("100.00") and numbers["4.0"] == Decimal("50.00") and numbers["5.0"] == 0
+    assert numbers["2.3"] == Decimal("78.33")
+    assert list(numbers.values()) == sorted(numbers.values(), reverse=True)
+
+
+def test_pass_fail_is_1_and_0_and_letters_take_their_band_floor() -> None:
+    assert rules.default_grade_numbers(PASS_FAIL.grades, PASS_FAIL.failing, {}) == {"pass": 1, "fail": 0}
+    floors = {"A": Decimal(90), "B": Decimal(80), "C": Decimal(70), "D": Decimal(60), "F": Decimal(0)}
+    assert rules.default_grade_numbers(LETTERS.grades, LETTERS.failing, floors) == floors
+
+
+def test_lms_values_of_a_graded_score() -> None:
+    facts = rules.ParticipationFacts(status="graded", points=Decimal("45"), grade="2.0")
+    want = rules.assessment_desired(user_id="u", facts=facts, maximum=Decimal("60"))
+    numbers = rules.default_grade_numbers(GERMAN.grades, GERMAN.failing, {})
+    pct = rules.as_lms_value(want, mode="percent", grade="2.0", numbers=numbers, points_maximum=Decimal(60))
+    assert (pct.score.score_given, pct.score.score_maximum, pct.score.comment) == (Decimal("75.00"), 100, "Grade 2.0")
+    grade = rules.as_lms_value(want, mode="grade", grade="2.0", numbers=numbers, points_maximum=Decimal(60))
+    assert (grade.score.score_given, grade.score.score_maximum, grade.score.comment) == (
+        Decimal("83.33"), Decimal("100.00"), "Grade 2.0")
+    assert rules.as_lms_value(want, mode="points", grade="2.0", numbers=numbers, points_maximum=Decimal(60)) == want
+    # Points without a grade never show up as a grade number.
+    bare = rules.as_lms_value(rules.assessment_desired(user_id="u", facts=rules.ParticipationFacts(
+        status="graded", points=Decimal("45"), grade=None), maximum=Decimal(60)),
+        mode="grade", grade=None, numbers=numbers, points_maximum=Decimal(60))
+    assert bare.kind is rules.Kind.PROGRESS and bare.score.score_given is None
+
+
+def test_what_needs_a_release() -> None:
+    empty = rules.total_desired(user_id="u", has_entries=False, active_total=None, maximum=Decimal(100)).score
+    graded = rules.total_desired(user_id="u", has_entries=True, active_total=Decimal(5), maximum=Decimal(100)).score
+    assert not rules.needs_release(empty, None)  # an empty score tells nothing
+    assert rules.needs_release(graded, None)
+    assert rules.needs_release(empty, graded)  # it would clear a grade the LMS holds
+
+
+def test_column_keys() -> None:
+    assert rules.target_of_key("total") == "total" and rules.target_of_key("assessment-12") == "assessment:12"
+    assert [rules.target_of_key(k) for k in ("assessment-", "assessment-01", "assessment-x", "totals", "",
+                                             "assessment-2147483648", "assessment-١٢")] == [None] * 7
+    assert rules.column_key("assessment:12") == "assessment-12"
+    assert rules.moodle_scale(("A", "B", "F")) == "F,B,A"

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Table, bindparam, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -339,8 +339,10 @@ def record_binding(db: Session, *, worker: str, job: BindingJob, result: Binding
     if moved:
         # A new column holds nothing of ours: every pair is sent again.
         db.connection().execute(update(_T).where(_T.c.binding_id == binding.id).values(
-            state="pending", next_attempt_at=now, accepted=None, accepted_at=None, ever_graded=False,
-            attempts=0, updated_at=now))
+            state="pending", accepted=None, accepted_at=None, ever_graded=False, attempts=0, updated_at=now,
+            # a held change still waits for its release
+            next_attempt_at=case((_T.c.held.is_(True), None),
+                                 else_=bindparam("moved_at", now, type_=_T.c.next_attempt_at.type))))
     if result.lms_maximum is not None and result.lms_maximum > 0 and (
             binding.score_maximum != result.lms_maximum or binding.maximum_source != "lms"):
         binding.score_maximum, binding.maximum_source = result.lms_maximum, "lms"

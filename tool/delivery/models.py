@@ -106,4 +106,47 @@ class ScoreDelivery(Base):
     lms_override_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claim_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A change of a column under the `manual` release policy: computed and shown, never claimed
+    # (next_attempt_at stays empty) until a teacher releases it (tool/delivery/release.py).
+    held: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+RELEASE_POLICIES = ("automatic", "manual")
+LMS_VALUES = ("points", "percent", "grade")
+
+
+class DeliveryColumn(Base):
+    """A teacher's settings of one LMS column (key `total` or `assessment-{id}`): its release policy,
+    what the column shows, and the grade → number map of `grade`. No row: the defaults
+    (tool/delivery/release.py)."""
+
+    __tablename__ = "delivery_column"
+    __table_args__ = (
+        UniqueConstraint("offering_id", "key"),
+        CheckConstraint("release IN ('automatic', 'manual')", name="release_known"),
+        CheckConstraint("lms_value IN ('points', 'percent', 'grade')", name="lms_value_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offering_id: Mapped[int] = mapped_column(ForeignKey("offering.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    release: Mapped[str] = mapped_column(String(10))
+    lms_value: Mapped[str] = mapped_column(String(10))
+    grade_numbers: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReleasedView(Base):
+    """What a student sees of one column since its last release (a manual column): the student's own
+    answer as it was then (entries and total, or the participation)."""
+
+    __tablename__ = "released_view"
+    __table_args__ = (UniqueConstraint("offering_id", "key", "student_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offering_id: Mapped[int] = mapped_column(ForeignKey("offering.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    student_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    released_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from tool.ags.client import is_canvas
@@ -100,7 +100,7 @@ def _due_rows(db: Session, *, now: dt.datetime, limit: int, offering_id: int | N
         .join(_B, _B.c.id == _T.c.binding_id)
         .join(_O, _O.c.id == _B.c.offering_id)
         .join(_D, _D.c.id == _O.c.deployment_id)
-        .where(_T.c.next_attempt_at <= now,
+        .where(_T.c.next_attempt_at <= now, _T.c.held.is_(False),  # a held change waits for its release
                or_(_T.c.claim_expires_at.is_(None), _T.c.claim_expires_at < now),
                _B.c.lineitem_url.is_not(None), _B.c.needs_update.is_(False),
                # Not into a container the placement left (a course copy): the binder moves those
@@ -229,6 +229,12 @@ def _sent_at(sent: dict[str, Any] | None) -> dt.datetime | None:
         return None
 
 
+def _unless_held(param: str) -> Any:
+    """The next attempt (bind parameter `param`), unless a change written meanwhile is held (it waits
+    for its release)."""
+    return case((_T.c.held.is_(True), None), else_=bindparam(param, type_=_T.c.next_attempt_at.type))
+
+
 def record_outcomes(db: Session, *, worker: str, results: Sequence[Attempt], now: dt.datetime,
                     backoff_base: float, backoff_cap: float,
                     rand: Callable[[], float] = random.random) -> Recorded:
@@ -303,21 +309,22 @@ def record_outcomes(db: Session, *, worker: str, results: Sequence[Attempt], now
     if by_kind["accepted"]:
         conn.execute(update(_T).where(_T.c.id == bindparam("rid")).values(
             accepted=bindparam("accepted"), accepted_at=bindparam("now"), ever_graded=bindparam("graded"),
-            state=bindparam("state"), next_attempt_at=bindparam("next"), attempts=0,
+            state=bindparam("state"), next_attempt_at=_unless_held("next"), attempts=0,
             last_status=bindparam("status"), last_error=None, note=bindparam("note"),
             last_sent_ts=bindparam("sent_at"), updated_at=bindparam("now"), **_RELEASE), by_kind["accepted"])
     if by_kind["restamp"]:
         conn.execute(update(_T).where(_T.c.id == bindparam("rid")).values(
-            desired=bindparam("desired"), desired_at=bindparam("at"), state="pending", next_attempt_at=bindparam("now"),
+            desired=bindparam("desired"), desired_at=bindparam("at"), state="pending",
+            next_attempt_at=_unless_held("now"),
             last_status=bindparam("status"), last_error=bindparam("error"), last_sent_ts=bindparam("sent_at"),
             updated_at=bindparam("now"), **_RELEASE), by_kind["restamp"])
     if by_kind["held"]:
         conn.execute(update(_T).where(_T.c.id == bindparam("rid")).values(
-            state=bindparam("state"), next_attempt_at=bindparam("next"), note=bindparam("note"),
+            state=bindparam("state"), next_attempt_at=_unless_held("next"), note=bindparam("note"),
             updated_at=bindparam("now"), **_RELEASE), by_kind["held"])
     if by_kind["plain"]:
         conn.execute(update(_T).where(_T.c.id == bindparam("rid")).values(
-            state=bindparam("state"), next_attempt_at=bindparam("next"), last_status=bindparam("status"),
+            state=bindparam("state"), next_attempt_at=_unless_held("next"), last_status=bindparam("status"),
             last_error=bindparam("error"), last_sent_ts=bindparam("sent_at"), updated_at=bindparam("now"),
             **_RELEASE), by_kind["plain"])
     for binding_id in sorted(lost_bindings):

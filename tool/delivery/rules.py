@@ -334,3 +334,117 @@ def conflict_verdict(sent: Score, last_delivered: Score | None, result: LmsResul
     if ours and restamps < MAX_RESTAMPS:
         return Verdict.RESTAMP
     return Verdict.SUPERSEDED
+
+
+# -- release policy and what the LMS column shows (issue 15) ----------------------------------------
+
+TOTAL_KEY = "total"
+PERCENT_MAXIMUM = Decimal("100")
+
+
+def column_key(target: str) -> str:
+    """The API's key of a binding target: `total`, `assessment-{id}`."""
+    return target.replace(":", "-")
+
+
+def target_of_key(key: str) -> str | None:
+    """The binding target of an API key (None when the key names no column)."""
+    if key == TOTAL_KEY:
+        return TOTAL_TARGET
+    prefix, _, rest = key.partition("-")
+    if prefix == "assessment" and rest.isascii() and rest.isdigit() and len(rest) <= 10 and not rest.startswith("0") \
+            and int(rest) <= 2**31 - 1:  # an id PostgreSQL can hold
+        return assessment_target(int(rest))
+    return None
+
+
+def needs_release(score: Score, accepted: Score | None) -> bool:
+    """True when sending `score` would show students or the LMS something: a grade, a comment
+    (the grade is in it), or the removal of a grade the LMS holds. An empty Initialized/NotReady
+    score over nothing tells nothing, so it is never held."""
+    if score.score_given is not None or score.comment:
+        return True
+    return accepted is not None and (accepted.score_given is not None or bool(accepted.comment))
+
+
+def _grade_value(grade: str) -> Decimal | None:
+    try:
+        value = Decimal(grade)
+    except ArithmeticError:
+        return None
+    return value if value.is_finite() else None
+
+
+def default_grade_numbers(grades: tuple[str, ...], failing: frozenset[str],
+                          floors: dict[str, Decimal]) -> dict[str, Decimal]:
+    """The number each grade of a scale stands for in the LMS column (best first), so that the column
+    orders and averages like the grades:
+
+    * two grades, one failing (pass/fail) → 1 and 0;
+    * numeric grades where the smaller is better (German 1.0 … 5.0): the passing grades on a line from
+      100 (the best) to 50 (the worst passing grade), the failing ones 0;
+    * anything else (letters): the floor of the grade's band in percent of the maximum.
+    """
+    passing = [g for g in grades if g not in failing]
+    if len(grades) == 2 and len(failing) == 1:
+        return {grades[0]: Decimal(1), grades[1]: Decimal(0)}
+    values = [_grade_value(g) for g in passing]
+    if len(passing) >= 2 and all(v is not None for v in values) and values == sorted(values) \
+            and values[0] != values[-1]:  # type: ignore[type-var]
+        best, worst = values[0], values[-1]
+        out = {}
+        for g, v in zip(passing, values):
+            assert v is not None and best is not None and worst is not None
+            out[g] = (Decimal(100) - (v - best) * Decimal(50) / (worst - best)).quantize(Decimal("0.01"))
+        out.update({g: ZERO for g in grades if g in failing})
+        return out
+    return {g: floors.get(g, ZERO).quantize(Decimal("0.01")) for g in grades}
+
+
+def numbers_top(numbers: dict[str, Decimal]) -> Decimal:
+    """The maximum of a `grade` column: the largest number of the map (1 for pass/fail, else 100 or so)."""
+    top = max(numbers.values(), default=ZERO)
+    return top if top > 0 else Decimal(1)
+
+
+def column_maximum(mode: str, *, points_maximum: Decimal, numbers: dict[str, Decimal] | None) -> Decimal:
+    """The line item's maximum for what the column shows."""
+    if mode == "percent":
+        return PERCENT_MAXIMUM
+    if mode == "grade" and numbers:
+        return numbers_top(numbers)
+    return points_maximum
+
+
+def as_lms_value(desired: Desired, *, mode: str, grade: str | None, numbers: dict[str, Decimal] | None,
+                 points_maximum: Decimal) -> Desired:
+    """The desired score of a points column turned into what the column shows (`points` unchanged):
+    `percent` is the score of 100; `grade` the grade's number. The grade stays in the comment.
+    A score that writes a grade but has no grade yet (points, no scheme applied) is sent as work in
+    progress in `grade` mode: the column shows grades, never points."""
+    score = desired.score
+    if mode == "points" or score.score_given is None:
+        return desired
+    if mode == "percent":
+        given = (score.score_given * PERCENT_MAXIMUM / points_maximum).quantize(Decimal("0.01")) \
+            if points_maximum else ZERO
+        return replace(desired, score=replace(score, score_given=given, score_maximum=PERCENT_MAXIMUM))
+    assert numbers is not None
+    if grade is None or grade not in numbers:
+        return Desired(Kind.PROGRESS, replace(score, score_given=None, score_maximum=None,
+                                              activity_progress=ActivityProgress.COMPLETED,
+                                              grading_progress=GradingProgress.PENDING))
+    return replace(desired, score=replace(score, score_given=numbers[grade], score_maximum=numbers_top(numbers)))
+
+
+def canvas_scheme(numbers: dict[str, Decimal]) -> list[tuple[str, Decimal]]:
+    """The Canvas grading scheme that shows each grade again: (grade, lower bound in %), best first.
+    Each grade's number is its own lower bound, so the number Tally sends falls on its grade."""
+    top = numbers_top(numbers)
+    rows = [(g, (n * 100 / top).quantize(Decimal("0.01"))) for g, n in numbers.items()]
+    return sorted(rows, key=lambda r: r[1], reverse=True)
+
+
+def moodle_scale(grades: tuple[str, ...]) -> str:
+    """A Moodle scale's items: comma-separated, worst first (Moodle's order)."""
+    return ",".join(reversed(grades))

@@ -25,12 +25,12 @@ from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from tool.ags.score import format_timestamp
+from tool.ags.score import Score, format_timestamp
 from tool.lti.claims import SCOPE_SCORE
 from tool.assessments.models import Assessment, GradeScheme, Participation, Task, TaskPoints
 from tool.clock import utcnow
 from tool.db import upsert
-from tool.delivery import rules
+from tool.delivery import columns, rules
 from tool.delivery.models import LineItemBinding, ScoreDelivery
 from tool.ledger import service as ledger
 from tool.lti.models import Offering, Person
@@ -117,16 +117,20 @@ def total_binding(db: Session, offering: Offering) -> LineItemBinding:
     })
 
 
-def assessment_binding(db: Session, offering: Offering, assessment: Assessment) -> tuple[LineItemBinding, bool]:
-    """The assessment's column; True when its maximum changed (every score must follow)."""
+def assessment_binding(db: Session, offering: Offering, assessment: Assessment,
+                       settings: columns.ColumnSettings | None = None) -> tuple[LineItemBinding, bool]:
+    """The assessment's column; True when its maximum changed (every score must follow). The maximum
+    is what the column shows (`lmsValue`): the assessment's points, 100 (percent) or the top grade number."""
+    settings = settings or columns.settings_for(db, offering_id=offering.id, key=columns.assessment_key(assessment.id))
+    maximum = rules.column_maximum(settings.lms_value, points_maximum=assessment.max_points, numbers=settings.numbers)
     binding = _binding(db, offering.id, rules.assessment_target(assessment.id), {
-        "assessment_id": assessment.id, "label": assessment.title, "score_maximum": assessment.max_points,
+        "assessment_id": assessment.id, "label": assessment.title, "score_maximum": maximum,
         "maximum_source": "assessment", "resource_id": rules.assessment_resource_id(assessment.id),
         "tag": rules.ASSESSMENT_TAG,
     })
-    maximum_changed = binding.score_maximum != assessment.max_points
+    maximum_changed = binding.score_maximum != maximum
     if maximum_changed or binding.label != assessment.title:
-        binding.label, binding.score_maximum = assessment.title, assessment.max_points
+        binding.label, binding.score_maximum = assessment.title, maximum
         binding.needs_update = binding.lineitem_url is not None
         binding.updated_at = utcnow()
         db.flush()
@@ -156,9 +160,10 @@ def _existing(db: Session, binding_id: int, person_ids: Sequence[int]) -> dict[i
 
 
 def _update_for(row: Any, desired: rules.Desired, body: dict[str, Any], at: dt.datetime,
-                now: dt.datetime) -> dict[str, Any]:
-    """The new queue state of an existing row whose desired score changed."""
-    state, note = "pending", None
+                now: dt.datetime, hold: bool = False) -> dict[str, Any]:
+    """The new queue state of an existing row whose desired score changed; under a manual release
+    policy (`hold`) one that would go out is held instead (no next attempt) until released."""
+    state, note, held = "pending", None, False
     next_at: dt.datetime | None = now
     if row.claimed_by is None and rules.same_content(row.accepted, body):
         state, next_at = "delivered", None  # back to what the LMS holds already
@@ -166,12 +171,16 @@ def _update_for(row: Any, desired: rules.Desired, body: dict[str, Any], at: dt.d
         state, next_at, note = "delivered", None, HELD_NOTE
     elif row.state in ("retrying", "waiting") and row.next_attempt_at is not None:
         state, next_at = row.state, row.next_attempt_at  # the LMS is failing or waiting: keep the pause
+    if hold and state != "delivered" and rules.needs_release(
+            desired.score, Score.from_json(row.accepted) if row.accepted else None):
+        state, next_at, held = "pending", None, True
     return {"rid": row.id, "desired": body, "desired_kind": desired.kind.value, "desired_at": at, "state": state,
-            "next_attempt_at": next_at, "note": note, "updated_at": now}
+            "next_attempt_at": next_at, "note": note, "held": held, "updated_at": now}
 
 
-def write_desired(db: Session, *, binding_id: int, desired: Mapping[int, rules.Desired]) -> int:
+def write_desired(db: Session, *, binding_id: int, desired: Mapping[int, rules.Desired], hold: bool = False) -> int:
     """Store the desired score of each person (id → Desired) where it changed; the count changed.
+    With `hold` (the column's release policy is manual) a change that shows something is held.
 
     Each new desired score gets its timestamp here: now, or the next whole second after the
     pair's previous desired or sent one, so timestamps strictly increase and never repeat a
@@ -191,12 +200,13 @@ def write_desired(db: Session, *, binding_id: int, desired: Mapping[int, rules.D
         at = rules.next_timestamp(now, rules.latest(row.desired_at, row.last_sent_ts) if row is not None else None)
         body = {**plain, "timestamp": format_timestamp(at)}  # what with_timestamp(at).to_json() gives, once
         if row is None:
+            held = hold and rules.needs_release(want.score, None)
             inserts.append({"binding_id": binding_id, "person_id": person_id, "user_id": want.score.user_id,
                             "state": "pending", "desired": body, "desired_kind": want.kind.value,
                             "desired_version": 1, "desired_at": at, "ever_graded": False, "attempts": 0,
-                            "next_attempt_at": now, "updated_at": now})
+                            "next_attempt_at": None if held else now, "held": held, "updated_at": now})
         else:
-            updates.append(_update_for(row, want, body, at, now))
+            updates.append(_update_for(row, want, body, at, now, hold))
     conn = db.connection()
     changed = _apply_updates(conn, updates)
     if inserts:
@@ -206,7 +216,7 @@ def write_desired(db: Session, *, binding_id: int, desired: Mapping[int, rules.D
         changed += len(added)
         raced = {row["person_id"]: desired[row["person_id"]] for row in inserts if row["person_id"] not in added}
         if raced:
-            changed += write_desired(db, binding_id=binding_id, desired=raced)
+            changed += write_desired(db, binding_id=binding_id, desired=raced, hold=hold)
     return changed
 
 
@@ -227,7 +237,7 @@ def _apply_updates(conn: Any, updates: list[dict[str, Any]]) -> int:
                 desired=bindparam("desired"), desired_kind=bindparam("desired_kind"),
                 desired_at=bindparam("desired_at"), state=bindparam("state"),
                 next_attempt_at=bindparam("next_attempt_at"), note=bindparam("note"),
-                updated_at=bindparam("updated_at"),
+                held=bindparam("held"), updated_at=bindparam("updated_at"),
                 # In SQL, not from what we read: two writers of one row both count.
                 desired_version=_T.c.desired_version + 1),
             sorted(updates, key=lambda u: u["rid"]),  # rows by id: the lock order
@@ -243,6 +253,12 @@ def totals_changed(db: Session, *, offering_id: int, student_ids: Sequence[int])
     assert offering is not None
     binding = total_binding(db, offering)
     return _schedule_totals(db, binding, student_ids)
+
+
+def holds(db: Session, binding: LineItemBinding) -> bool:
+    """True when the column's release policy is manual (read under the column's lock)."""
+    key = rules.column_key(binding.target)
+    return columns.settings_for(db, offering_id=binding.offering_id, key=key).manual
 
 
 def total_desires(db: Session, binding: LineItemBinding, student_ids: Iterable[int]) -> dict[int, rules.Desired]:
@@ -267,13 +283,23 @@ def assessment_desires(db: Session, binding: LineItemBinding, assessment_id: int
     facts = _facts(db, assessment_id, student_ids)
     subs = _subs(db, [sid for sid, _ in facts])
     graded_before = dict(db.execute(select(_T.c.person_id, _T.c.ever_graded).where(_T.c.binding_id == binding.id)).all())
-    return {sid: rules.assessment_desired(user_id=subs[sid], facts=f, maximum=binding.score_maximum,
-                                          graded_before=bool(graded_before.get(sid)))
-            for sid, f in facts if sid in subs}
+    settings = columns.settings_for(db, offering_id=binding.offering_id, key=columns.assessment_key(assessment_id))
+    assessment = db.get(Assessment, assessment_id)
+    points_maximum = assessment.max_points if assessment is not None else binding.score_maximum
+    out = {}
+    for sid, f in facts:
+        if sid not in subs:
+            continue
+        want = rules.assessment_desired(user_id=subs[sid], facts=f, maximum=points_maximum,
+                                        graded_before=bool(graded_before.get(sid)))
+        out[sid] = rules.as_lms_value(want, mode=settings.lms_value, grade=f.grade, numbers=settings.numbers,
+                                      points_maximum=points_maximum)
+    return out
 
 
 def _schedule_totals(db: Session, binding: LineItemBinding, student_ids: Iterable[int]) -> int:
-    return write_desired(db, binding_id=binding.id, desired=total_desires(db, binding, student_ids))
+    return write_desired(db, binding_id=binding.id, desired=total_desires(db, binding, student_ids),
+                         hold=holds(db, binding))
 
 
 def _facts(db: Session, assessment_id: int, student_ids: Sequence[int] | None) -> list[tuple[int, rules.ParticipationFacts]]:
@@ -308,9 +334,16 @@ def grades_changed(db: Session, *, assessment_id: int, student_ids: Sequence[int
     if assessment is None or not delivers(offering):
         return 0
     assert offering is not None
-    binding, maximum_changed = assessment_binding(db, offering, assessment)
+    settings = columns.settings_for(db, offering_id=offering.id, key=columns.assessment_key(assessment.id))
+    binding, maximum_changed = assessment_binding(db, offering, assessment, settings)
+    # Under the column's lock, the settings as committed now: a teacher may have changed them meanwhile.
+    locked = columns.settings_for(db, offering_id=offering.id, key=columns.assessment_key(assessment.id))
+    if locked != settings:
+        settings = locked
+        binding, again = assessment_binding(db, offering, assessment, settings)
+        maximum_changed = maximum_changed or again
     desired = assessment_desires(db, binding, assessment.id, None if maximum_changed else student_ids)
-    return write_desired(db, binding_id=binding.id, desired=desired)
+    return write_desired(db, binding_id=binding.id, desired=desired, hold=settings.manual)
 
 
 def reschedule_binding(db: Session, binding: LineItemBinding) -> int:

@@ -65,6 +65,7 @@ class RowView:
     last_status: int | None
     message: str | None  # the platform's words for failed, retrying and superseded rows
     note: str | None
+    held: bool = False  # a change waits for the teacher's release (manual column)
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def offering_delivery(db: Session, *, offering_id: int) -> OfferingDelivery:
         result = db.execute(
             select(_T.c.id, _T.c.binding_id, _T.c.person_id, _T.c.state, _T.c.desired, _T.c.accepted,
                    _T.c.accepted_at, _T.c.attempts, _T.c.next_attempt_at, _T.c.last_status, _T.c.last_error,
-                   _T.c.note, Person.name, Person.family_name, Person.given_name)
+                   _T.c.note, _T.c.held, Person.name, Person.family_name, Person.given_name)
             .join(Person, Person.id == _T.c.person_id)
             .where(_T.c.binding_id.in_([c.binding_id for c in columns]))
             .order_by(Person.family_name, Person.given_name, Person.name, _T.c.id))
@@ -133,10 +134,11 @@ def offering_delivery(db: Session, *, offering_id: int) -> OfferingDelivery:
             rows.append(RowView(row.id, row.binding_id, row.person_id, row.name or "(no name)", row.state,
                                 Score.from_json(row.desired), Score.from_json(row.accepted) if row.accepted else None,
                                 row.accepted_at, row.attempts, row.next_attempt_at, row.last_status,
-                                row.last_error if shows_words else None, row.note))
+                                row.last_error if shows_words else None, row.note, bool(row.held)))
     counts = {state: 0 for state in DELIVERY_STATES}
+    counts["held"] = 0  # changes of manual columns waiting for release (their state says what was before)
     for r in rows:
-        counts[r.state] += 1
+        counts["held" if r.held else r.state] += 1
     reg = registration_of(db, offering)
     return OfferingDelivery(offering.id, delivers(offering), SCOPE_LINEITEM in (offering.ags_scopes or []),
                             is_canvas(reg), columns, rows, counts)
@@ -151,7 +153,8 @@ def retry_failed(db: Session, *, offering_id: int, now: dt.datetime) -> int:
     get_offering(db, offering_id)
     lock_offering_columns(db, offering_id=offering_id)
     result = db.connection().execute(
-        update(_T).where(_T.c.binding_id.in_(_offering_rows(offering_id)), _T.c.state == "failed")
+        update(_T).where(_T.c.binding_id.in_(_offering_rows(offering_id)), _T.c.state == "failed",
+                         _T.c.held.is_(False))
         .values(state="pending", next_attempt_at=now, attempts=0, updated_at=now))
     return int(result.rowcount or 0)
 
@@ -170,7 +173,7 @@ def resend(db: Session, *, offering_id: int, delivery_ids: Sequence[int], now: d
                                                                          "message": "at least one id"}])
     lock_offering_columns(db, offering_id=offering_id)
     rows = db.connection().execute(
-        select(_T.c.id, _T.c.desired, _T.c.desired_at, _T.c.last_sent_ts)
+        select(_T.c.id, _T.c.desired, _T.c.desired_at, _T.c.last_sent_ts, _T.c.held)
         .where(_T.c.id.in_(wanted), _T.c.binding_id.in_(_offering_rows(offering_id)))).all()
     unknown = sorted(set(wanted) - {r.id for r in rows})
     if unknown:
@@ -178,6 +181,8 @@ def resend(db: Session, *, offering_id: int, delivery_ids: Sequence[int], now: d
                               details=[{"field": "deliveryIds", "message": f"unknown id {i}"} for i in unknown])
     changes = []
     for r in rows:
+        if r.held:
+            continue  # a held change goes out with its release, not before
         at = rules.next_timestamp(now, rules.latest(r.desired_at, r.last_sent_ts))
         changes.append({"rid": r.id, "desired": Score.from_json(r.desired).with_timestamp(at).to_json(), "at": at,
                         "now": now})
@@ -187,7 +192,7 @@ def resend(db: Session, *, offering_id: int, delivery_ids: Sequence[int], now: d
             # SET reads the row as it was: the override names the version this update writes.
             lms_override_version=_T.c.desired_version + 1,
             state="pending", next_attempt_at=bindparam("now"), attempts=0, note=None, updated_at=bindparam("now")),
-        changes)
+        changes) if changes else None
     return len(changes)
 
 
@@ -214,3 +219,75 @@ def counts_by_state(db: Session, *, offering_id: int) -> dict[str, int]:
             _T.c.binding_id.in_(_offering_rows(offering_id))).group_by(_T.c.state)):
         counts[state] = n
     return counts
+
+
+# -- release (issue 15): each column's settings, and per student what is held --------------------------
+
+
+@dataclass(frozen=True)
+class StudentRelease:
+    """One student in one column: `held` (a change waits for release), else where the released one is."""
+
+    student_id: int
+    name: str
+    state: str  # held | released (on its way) | delivered | superseded | failed | none
+    held: bool
+    held_score: Score | None
+
+
+@dataclass(frozen=True)
+class ColumnRelease:
+    """One LMS column: its settings, its students, and how many are in each release state."""
+
+    key: str
+    label: str
+    settings: Any  # columns.ColumnSettings
+    students: list[StudentRelease]
+    counts: dict[str, int]
+
+
+RELEASE_STATES = ("held", "released", "delivered", "superseded", "failed")
+_ROW_STATE = {"delivered": "delivered", "superseded": "superseded", "failed": "failed", "pending": "released",
+              "retrying": "released", "waiting": "released"}
+
+
+def _empty(row: RowView) -> bool:
+    """True for a pair with nothing to tell: no grade or comment wanted, none in the LMS."""
+    def says(score: Score | None) -> bool:
+        return score is not None and (score.score_given is not None or bool(score.comment))
+    return not says(row.desired) and not says(row.accepted)
+
+
+def column_releases(db: Session, view: OfferingDelivery, views: Any) -> list[ColumnRelease]:
+    """Every column of the offering (total, then each assessment) with its release states."""
+    from tool.assessments.models import Assessment
+    from tool.delivery import columns, release
+
+    offering = get_offering(db, view.offering_id)
+    titles = dict(db.execute(select(Assessment.id, Assessment.title).where(Assessment.offering_id == offering.id)).all())
+    rows_by_target = {c.target: view.rows_of(c.binding_id) for c in view.columns}
+    out = []
+    for key in release.column_keys(db, offering.id):
+        settings = columns.settings_for(db, offering_id=offering.id, key=key)
+        label = "Total" if key == rules.TOTAL_KEY else titles.get(int(key.removeprefix("assessment-")), key)
+        held = release.held(db, offering, key, views)
+        rows = {r.person_id: r for r in rows_by_target.get(rules.target_of_key(key) or "", [])}
+        ids = release.students_of(db, offering, key)
+        seen = set(release.released_views(db, offering.id, key, ids))
+        names = dict(db.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).all()) if ids else {}
+        students, counts = [], {s: 0 for s in RELEASE_STATES}
+        for sid in ids:
+            h = held.get(sid)
+            row = rows.get(sid)
+            if h is not None:
+                state = "held"
+            elif row is not None and not _empty(row):
+                state = _ROW_STATE.get(row.state, row.state)
+            else:
+                state = "released" if sid in seen else "none"
+            if state in counts:
+                counts[state] += 1
+            students.append(StudentRelease(sid, names.get(sid) or "(no name)", state, h is not None,
+                                           h.score if h is not None else None))
+        out.append(ColumnRelease(key, label, settings, students, counts))
+    return out

@@ -11,8 +11,11 @@ from typing import Any
 
 from flask import Blueprint, g, render_template
 
+from tool.delivery import columns, release, rules
 from tool.errors import Forbidden
 from tool.lti.claims import Role
+from tool.lti.models import Offering
+from tool.web import released
 from tool.web.app import get_db
 from tool.web.assessments_api import assessment_for
 from tool.web.auth import current_session, requires_session
@@ -34,11 +37,21 @@ def assessment_page(assessment_id: int) -> Any:
     assessment = assessment_for(assessment_id, s)
     db = get_db()
     view = LandingView.from_db(db, s.to_context())
+    key = columns.assessment_key(assessment.id)
+    settings = columns.settings_for(db, offering_id=assessment.offering_id, key=key)
+    held = release.held(db, db.get(Offering, assessment.offering_id), key, released.views)
+    lms = {"key": key, "release": settings.release, "lmsValue": settings.lms_value, "held": len(held),
+           "numbers": [(g, money(n)) for g, n in settings.numbers.items()] if settings.numbers else [],
+           "canvas": [(g, money(p)) for g, p in rules.canvas_scheme(settings.numbers)] if settings.numbers else [],
+           "moodleScale": rules.moodle_scale(settings.scale.grades) if settings.scale else None,
+           "maximum": money(rules.column_maximum("grade", points_maximum=assessment.max_points,
+                                                 numbers=settings.numbers)) if settings.numbers else None}
     return render_template(
         "assessment.html",
         token=g.tally_token,
         view=view,
         roles=[r.value for r in s.roles],
+        lms=lms,
         assessment={"id": assessment.id, "title": assessment.title, "maxPoints": money(assessment.max_points),
                     "source": assessment.source, "kind": assessment.kind},
     )

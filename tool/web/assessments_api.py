@@ -20,7 +20,7 @@ from tool.lti.models import Person
 from tool.schemes import bands as scheme_bands
 from tool.schemes import curve, stats
 from tool.schemes.scale import scale_from
-from tool.web import privacy
+from tool.web import privacy, released
 from tool.web.app import get_db
 from tool.web.assessment_schemas import (AssessmentCreate, BoundariesIn, CurveDefaultsIn, OverrideIn, PointsIn,
                                          SchemeIn, StatusIn, TwoPointIn)
@@ -148,6 +148,13 @@ def get_assessment(assessment_id: int) -> Any:
             raise Forbidden("Only teachers and the course's students see assessments.")
         parts = [p for p in parts if p.student_id == s.person_id]
     tp = svc.task_points_of(db, assessment_id=a.id)
+    if not s.is_staff:
+        manual, seen = released.released(db, offering_id=a.offering_id, key=f"assessment-{a.id}",
+                                         student_id=s.person_id)
+        if manual:  # the student's participation as last released (none before the first release)
+            return jsonify(privacy.for_student("assessment", {
+                **assessment_json(a, svc.tasks_of(db, assessment_id=a.id)),
+                "participations": [{**seen, "name": ""}] if seen is not None else []}))
     names = dict(db.execute(Person.__table__.select().with_only_columns(Person.id, Person.name)
                             .where(Person.id.in_([p.student_id for p in parts]))).all()) if parts else {}
     active = svc.active_scheme(db, assessment_id=a.id)
@@ -252,9 +259,16 @@ def grade_history(assessment_id: int, student_id: int) -> Any:
     if part is None:
         raise NotFound(f"Student {student_id} has no participation in this assessment.")
     versions = {sc.id: sc.version for sc in svc.scheme_versions(db, assessment_id=a.id)}
+    events = svc.grade_history(db, participation_id=part.id)
+    if not s.is_staff:
+        manual, _ = released.released(db, offering_id=a.offering_id, key=f"assessment-{a.id}", student_id=student_id)
+        if manual:  # grades up to the student's last release only
+            until = released.released_at(db, offering_id=a.offering_id, key=f"assessment-{a.id}",
+                                         student_id=student_id)
+            events = [e for e in events if until is not None and e.at <= until]
     return jsonify(studentId=student_id, assessmentId=a.id,
                    events=[_seen_by(s, "grade_event", {**event_json(e), "schemeVersion": versions.get(e.scheme_id)})
-                           for e in svc.grade_history(db, participation_id=part.id)])
+                           for e in events])
 
 
 # -- schemes ------------------------------------------------------------------------------------
@@ -459,6 +473,12 @@ def my_grades() -> Any:
     db = get_db()
     out = []
     for a in svc.assessments_of(db, offering_id=s.offering_id):
+        manual, seen = released.released(db, offering_id=a.offering_id, key=f"assessment-{a.id}",
+                                         student_id=s.person_id)
+        if manual:  # a manual column: what was released to this student, never a held value
+            out.append({"assessmentId": a.id, "title": a.title, "maxPoints": money(a.max_points),
+                        "participation": seen, "released": True})
+            continue
         part = db.query(Participation).filter_by(assessment_id=a.id, student_id=s.person_id).one_or_none()
         out.append({"assessmentId": a.id, "title": a.title, "maxPoints": money(a.max_points),
                     "participation": privacy.for_student("participation", participation_json(part)) if part else None})

@@ -222,6 +222,14 @@ def get_entry(entry_id: int) -> Any:
     entry = entry_for(entry_id, s, write=False)
     if s.is_staff:
         return with_etag(entry)
+    from tool.web import released  # (imports this module)
+
+    manual, seen = released.released(get_db(), offering_id=entry.offering_id, key="total", student_id=s.person_id)
+    if manual:  # the entry as last released to the student, if it was
+        shown = next((e for e in (seen or {}).get("entries", []) if e.get("id") == entry.id), None)
+        if shown is None:
+            raise NotFound(f"Entry {entry_id} does not exist.")
+        return jsonify(shown)
     resp = jsonify(privacy.for_student("entry", entry_json(entry)))
     resp.headers["ETag"] = etag(entry)
     return resp
@@ -317,6 +325,15 @@ def student_offering(student_id: int, offering_id: int) -> Any:
         # Staff see their course's students (and former ones with entries here), nobody else.
         raise Forbidden("This person is not a student of this offering.")
     window = _window()
+    if not s.is_staff:
+        from tool.web import released  # (imports this module)
+
+        manual, seen = released.released(db, offering_id=offering.id, key="total", student_id=student_id)
+        if manual:  # the ledger total is held: the entries and total of the student's last release
+            seen = seen or {"entries": [], **totals_json(ledger.Totals())}
+            shown = [e for e in seen["entries"] if query_bool("includeVoided") or e.get("status") != "VOIDED"]
+            return jsonify(studentId=student_id, offeringId=offering.id, name=person.name,
+                           **{**seen, "entries": shown})
     entries = ledger.list_entries(db, offering_id=offering.id, student_id=student_id, window=window,
                                   include_voided=query_bool("includeVoided"))
     totals = ledger.totals_by_student(db, offering_id=offering.id, student_ids=[student_id], window=window)

@@ -303,6 +303,17 @@ DELIVERY_RESPONSES: dict[str, Any] = {
         "offeringId": {"type": "integer"}, "connected": {"type": "boolean"}, "canManageColumns": {"type": "boolean"},
         "platform": {"enum": ["moodle", "canvas"]},
         "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "columns": {"type": "array", "items": {"type": "object", "properties": {
+            "key": {"type": "string", "examples": ["total", "assessment-3"]}, "label": {"type": "string"},
+            "release": {"enum": ["automatic", "manual"]}, "lmsValue": {"enum": ["points", "percent", "grade"]},
+            "gradeNumbers": {"type": ["object", "null"], "additionalProperties": MONEY},
+            "counts": {"type": "object", "description": "held, released, delivered, superseded, failed",
+                       "additionalProperties": {"type": "integer"}},
+            "students": {"type": "array", "items": {"type": "object", "properties": {
+                "studentId": {"type": "integer"}, "name": {"type": "string"},
+                "state": {"enum": ["held", "released", "delivered", "superseded", "failed", "none"]},
+                "held": {"type": "boolean"},
+                "heldScore": {"type": ["object", "null"], "description": "the score the LMS gets on release"}}}}}}},
         "lineItems": {"type": "array", "items": {"type": "object", "properties": {
             "id": {"type": "integer"}, "target": {"type": "string", "examples": ["total", "assessment:3"]},
             "assessmentId": {"type": ["integer", "null"]}, "label": {"type": "string"}, "scoreMaximum": MONEY,
@@ -322,6 +333,11 @@ DELIVERY_RESPONSES: dict[str, Any] = {
         "rescheduled", "sent", "accepted", "superseded", "retrying", "waiting", "failed", "held", "lineItemsBound",
         "lineItemErrors")}},
     "Requeued": {"type": "object", "properties": {"requeued": {"type": "integer"}}},
+    "Released": {"type": "object", "properties": {"released": {"type": "integer"}}},
+    "ColumnSettings": {"type": "object", "properties": {
+        "key": {"type": "string"}, "release": {"enum": ["automatic", "manual"]},
+        "lmsValue": {"enum": ["points", "percent", "grade"]},
+        "gradeNumbers": {"type": ["object", "null"], "additionalProperties": {"type": "string"}}}},
     "DeliverySettings": {"type": "object", "properties": {
         "totalMaximum": MONEY, "maximumSource": {"enum": ["teacher"]}}},
     "ReadBack": {"type": "object", "properties": {
@@ -353,6 +369,17 @@ def _delivery_paths() -> dict[str, Any]:
                                      "responses": {"200": _json("DeliverySettings"), **ERRORS}}},
         base + "/readback": {"get": {"summary": "Read the LMS gradebook back (paged) and list differences",
                                      "parameters": o, "responses": {"200": _json("ReadBack"), **ERRORS}}},
+        base + "/columns/{key}": {"put": {
+            "summary": "A column's release policy (automatic | manual) and what the LMS column shows "
+                       "(points | percent | grade, with the grade numbers)",
+            "parameters": o + [_param("key", schema={"type": "string", "pattern": "^(total|assessment-[1-9][0-9]*)$"})],
+            "requestBody": _body("ColumnIn"), "responses": {"200": _json("ColumnSettings"), **ERRORS}}},
+        base + "/columns/{key}/release": {"post": {
+            "summary": "Release a column's held changes (of studentIds, or every held student): they go to "
+                       "the LMS and the students",
+            "parameters": o + [_param("key", schema={"type": "string", "pattern": "^(total|assessment-[1-9][0-9]*)$"})],
+            "requestBody": {**_body("ReleaseIn"), "required": False},
+            "responses": {"200": _json("Released"), **ERRORS}}},
     }
 
 

@@ -19,11 +19,14 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
-from pydantic import Field
+from typing import Annotated, Literal
+
+from pydantic import Field, PlainValidator, WithJsonSchema
 
 from tool.ags.score import Score
 from tool.clock import utcnow
-from tool.delivery import rules, schedule, status
+from tool.decimals import DecimalRefused, parse_decimal, pattern
+from tool.delivery import release, rules, schedule, status
 from tool.delivery.queue import force_due
 from tool.delivery.readback import ReadBack, read_back
 from tool.delivery.worker import DeliveryWorker, StepResult, worker_name
@@ -33,6 +36,7 @@ from tool.web.app import get_db, get_services
 from tool.web.assessment_schemas import MaxPoints
 from tool.web.auth import current_session, requires_staff
 from tool.web.ledger_api import money, offering_of_course
+from tool.web import released
 from tool.web.pages import LandingView
 from tool.web.requests import ID_MAX, json_body, parse
 from tool.web.schemas import ApiModel, Id, dt_json
@@ -52,7 +56,39 @@ class DeliverySettingsIn(ApiModel):
     total_maximum: MaxPoints
 
 
-SCHEMAS = [ResendIn, DeliverySettingsIn]
+def _grade_number(value: Any) -> Decimal:
+    from tool.ledger.rules import RuleViolation
+
+    try:
+        number = parse_decimal(value, places=2)
+    except DecimalRefused as exc:
+        raise RuleViolation(str(exc)) from None
+    if number < 0 or number > Decimal("100000"):
+        raise RuleViolation("must be between 0 and 100000")
+    return number
+
+
+GradeNumber = Annotated[Decimal, PlainValidator(_grade_number),
+                        WithJsonSchema({"oneOf": [{"type": "number"}, {"type": "string", "pattern": pattern(6)}],
+                                        "description": "0 … 100000, two decimal places at most"})]
+
+
+class ColumnIn(ApiModel):
+    """PUT /api/offerings/{offeringId}/delivery/columns/{key}"""
+
+    release: Literal["automatic", "manual"] | None = None
+    lms_value: Literal["points", "percent", "grade"] | None = None
+    grade_numbers: dict[Annotated[str, Field(min_length=1, max_length=20)], GradeNumber] | None = Field(
+        default=None, max_length=100)
+
+
+class ReleaseIn(ApiModel):
+    """POST /api/offerings/{offeringId}/delivery/columns/{key}/release"""
+
+    student_ids: list[Id] | None = Field(default=None, min_length=1, max_length=5000)
+
+
+SCHEMAS = [ResendIn, DeliverySettingsIn, ColumnIn, ReleaseIn]
 
 
 def _staff_offering(offering_id: int) -> int:
@@ -114,6 +150,16 @@ def delivery_json(view: status.OfferingDelivery) -> dict[str, Any]:
     }
 
 
+def columns_json(view: status.OfferingDelivery, cols: list[status.ColumnRelease]) -> list[dict[str, Any]]:
+    """Each LMS column's settings, counts, and per student whether a change is held (and its score)."""
+    return [{"key": c.key, "label": c.label, "release": c.settings.release, "lmsValue": c.settings.lms_value,
+             "gradeNumbers": {g: money(n) for g, n in c.settings.numbers.items()} if c.settings.numbers else None,
+             "counts": c.counts,
+             "students": [{"studentId": st.student_id, "name": st.name, "state": st.state, "held": st.held,
+                           "heldScore": score_json(st.held_score) if st.held else None} for st in c.students]}
+            for c in cols]
+
+
 def step_json(changed: int, result: StepResult) -> dict[str, Any]:
     """What a sync did."""
     return {"rescheduled": changed, "sent": result.sent, "accepted": result.accepted,
@@ -136,7 +182,37 @@ def readback_json(rb: ReadBack) -> dict[str, Any]:
 def api_status(offering_id: int) -> Any:
     """Per student and line item: the state of delivery and the platform's words."""
     oid = _staff_offering(offering_id)
-    return jsonify(delivery_json(status.offering_delivery(get_db(), offering_id=oid)))
+    db = get_db()
+    view = status.offering_delivery(db, offering_id=oid)
+    return jsonify({**delivery_json(view), "columns": columns_json(view, status.column_releases(db, view, released.views))})
+
+
+@bp.put("/api/offerings/<int:offering_id>/delivery/columns/<key>")
+@requires_staff
+def api_column(offering_id: int, key: str) -> Any:
+    """A column's release policy and what it shows in the LMS (and the grade numbers of `grade`)."""
+    oid = _staff_offering(offering_id)
+    body = parse(ColumnIn, json_body())
+    db = get_db()
+    settings = release.set_column(db, offering_id=oid, key=key[:60], views=released.views,
+                                  release_policy=body.release, lms_value=body.lms_value,
+                                  grade_numbers=dict(body.grade_numbers) if body.grade_numbers else None)
+    out = {"key": settings.key, "release": settings.release, "lmsValue": settings.lms_value,
+           "gradeNumbers": {g: money(n) for g, n in settings.numbers.items()} if settings.numbers else None}
+    db.commit()
+    return jsonify(out)
+
+
+@bp.post("/api/offerings/<int:offering_id>/delivery/columns/<key>/release")
+@requires_staff
+def api_release(offering_id: int, key: str) -> Any:
+    """Release the held changes of a column: of `studentIds`, or of every held student."""
+    oid = _staff_offering(offering_id)
+    body = parse(ReleaseIn, json_body()) if request.get_data() else ReleaseIn()
+    db = get_db()
+    n = release.release(db, offering_id=oid, key=key[:60], views=released.views, student_ids=body.student_ids)
+    db.commit()
+    return jsonify(released=n)
 
 
 @bp.post("/api/offerings/<int:offering_id>/delivery/sync")
@@ -198,6 +274,8 @@ MESSAGES = {
     "retried": "{n} failed scores will be sent again.",
     "resent": "{n} scores will be sent again over what the LMS holds.",
     "maximum": "The total's maximum is now {max}; every total will be sent again.",
+    "released": "{n} held grades released: they go to the LMS and the students now.",
+    "column": "The column's settings are saved.",
 }
 
 
@@ -231,9 +309,10 @@ def page(offering_id: int) -> Any:
     db = get_db()
     view = LandingView.from_db(db, LaunchContext(s.registration_id, s.person_id, s.course_id, oid, s.roles))
     data = status.offering_delivery(db, offering_id=oid)
+    releases = status.column_releases(db, data, released.views)
     rb = _read_back(oid) if request.values.get("readback") == "1" else None
     return render_template("teacher_sync.html", token=_page_token(), view=view, roles=[r.value for r in s.roles],
-                           data=data, readback=rb, message=_message(), money=money, rules=rules,
+                           data=data, releases=releases, readback=rb, message=_message(), money=money, rules=rules,
                            waiting_minutes=max(1, round(get_services().settings.delivery_waiting_seconds / 60)))
 
 
@@ -286,3 +365,50 @@ def page_maximum(offering_id: int) -> Any:
     binding = status.set_total_maximum(db, offering_id=oid, maximum=Decimal(body.total_maximum), now=utcnow())
     db.commit()
     return _back(oid, "maximum", max=money(binding.score_maximum))
+
+
+def _form_key() -> str | None:
+    key = request.form.get("key", "").strip()
+    if key and rules.target_of_key(key) is None:
+        raise ValidationError("key must be 'total' or 'assessment-<id>'.", details=[{"field": "key", "message": "unknown"}])
+    return key or None
+
+
+@bp.post("/offerings/<int:offering_id>/sync/release")
+@requires_staff
+def page_release(offering_id: int) -> Any:
+    """"Release" (one column, or one student of it) or "Release all" (every column) from the page."""
+    oid = _staff_offering(offering_id)
+    key = _form_key()
+    try:
+        students = [int(v) for v in request.form.getlist("student_id")]
+        if not all(1 <= i <= ID_MAX for i in students) or len(students) > 5000:
+            raise ValueError
+    except ValueError:
+        raise ValidationError("student_id must be a number.",
+                              details=[{"field": "student_id", "message": "not a number"}]) from None
+    if students and key is None:
+        raise ValidationError("Name the column of these students.", details=[{"field": "key", "message": "missing"}])
+    db = get_db()
+    keys = [key] if key else release.column_keys(db, oid)
+    n = sum(release.release(db, offering_id=oid, key=k, views=released.views, student_ids=students or None)
+            for k in keys)
+    db.commit()
+    return _back(oid, "released", n=n)
+
+
+@bp.post("/offerings/<int:offering_id>/sync/column")
+@requires_staff
+def page_column(offering_id: int) -> Any:
+    """A column's release policy and LMS value from the page's form."""
+    oid = _staff_offering(offering_id)
+    key = _form_key()
+    if key is None:
+        raise ValidationError("Name the column.", details=[{"field": "key", "message": "missing"}])
+    body = parse(ColumnIn, {"release": request.form.get("release") or None,
+                            "lmsValue": request.form.get("lms_value") or None})
+    db = get_db()
+    release.set_column(db, offering_id=oid, key=key, views=released.views, release_policy=body.release,
+                       lms_value=body.lms_value)
+    db.commit()
+    return _back(oid, "column")
