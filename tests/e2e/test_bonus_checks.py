@@ -160,8 +160,11 @@ def test_raw_points_are_not_sent_as_fully_graded_before_the_scheme_is_applied(kl
             assert "scoreGiven" not in post.body
     result = klass.result(ann, exam.target)
     assert result is None or result.raw is None
-    # Applying the scheme sends the grade.
+    # Applying the scheme gives the grade; released (an exam with a scheme is held by default,
+    # tests/e2e/test_release_policy.py), it goes to the LMS.
     assert klass.api("POST", f"/api/schemes/{scheme}/apply").status_code == 200
+    r = klass.api("POST", f"/api/offerings/{klass.offering_id}/delivery/columns/assessment-{exam.id}/release")
+    assert r.status_code == 200 and r.json()["released"] >= 1, r.text
     klass.deliver()
     result = klass.result(ann, exam.target)
     assert result is not None and raw(result) == D("51.00") and result.grading_progress == "FullyGraded"
