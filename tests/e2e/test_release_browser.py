@@ -1,7 +1,7 @@
 """Issue 15 in a browser launched from the sandbox LMS: the teacher types points into the grid of an
-exam whose scheme is applied, sees the grade "held" (nothing in the LMS), releases all after a
-confirmation that counts the grades, and the sandbox gradebook shows the grade's number and the
-grade in the comment."""
+exam whose scheme is applied — a typo first, which the bonus dialog catches — sees the grade
+"held" (nothing in the LMS), releases all after a confirmation that counts the grades, and the
+sandbox gradebook shows the grade's number and the grade in the comment."""
 
 from __future__ import annotations
 
@@ -42,6 +42,14 @@ def test_points_are_held_until_the_teacher_releases_them_then_the_lms_shows_the_
         expect(frame.locator("#points-grid tbody th").first).to_be_visible(timeout=WAIT_MS)  # the grid loaded
         name = frame.locator("#points-grid tbody th").first.inner_text().strip()
         cell = frame.get_by_label(f"Task 1, {name}")
+        # A typo first (500 for 50 in a task out of 60): the page asks, offers no save; Esc fixes.
+        cell.fill("500")
+        cell.press("Enter")
+        dialog = frame.locator("#bonus-dialog")
+        expect(dialog.get_by_role("heading")).to_have_text("These points look like a typo", timeout=WAIT_MS)
+        expect(dialog.get_by_role("button", name="Save as bonus points")).to_be_hidden()
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden(timeout=WAIT_MS)
         cell.fill("50")
         cell.press("Enter")
         row = grid_row(frame, name)
