@@ -8,18 +8,24 @@ reads the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from decimal import Decimal
 from typing import Any, Literal, Mapping
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tool.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+# A CSP source for frame-ancestors: scheme, host (an optional leading "*." wildcard) and port only.
+_ORIGIN = re.compile(r"^https?://(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?/?$")
 
 
 class StaticPlatform(BaseModel):
@@ -189,36 +195,19 @@ class Settings(BaseModel):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
-    @field_validator("metrics_allowed_networks", mode="before")
+    @field_validator("metrics_allowed_networks", "outbound_allowed_hosts", "frame_ancestors", mode="before")
     @classmethod
-    def _networks(cls, value: Any) -> Any:
-        # TOOL_METRICS_ALLOWED_NETWORKS="10.0.0.0/8, 127.0.0.1": a comma-separated list.
+    def _lists(cls, value: Any, info: ValidationInfo) -> Any:
+        # From the environment a list is comma-separated, e.g.
+        # TOOL_METRICS_ALLOWED_NETWORKS="10.0.0.0/8, 127.0.0.1",
+        # TOOL_OUTBOUND_ALLOWED_HOSTS="moodle.internal, 10.0.0.0/8",
+        # TOOL_FRAME_ANCESTORS="https://a.example.edu, https://*.example.org".
         if isinstance(value, str):
             value = tuple(v.strip() for v in value.split(",") if v.strip())
-        import ipaddress
-
         for v in value:
-            ipaddress.ip_network(v, strict=False)
-        return value
-
-    @field_validator("outbound_allowed_hosts", mode="before")
-    @classmethod
-    def _hosts(cls, value: Any) -> Any:
-        # TOOL_OUTBOUND_ALLOWED_HOSTS="moodle.internal, 10.0.0.0/8": a comma-separated list.
-        if isinstance(value, str):
-            value = tuple(v.strip() for v in value.split(",") if v.strip())
-        return value
-
-    @field_validator("frame_ancestors", mode="before")
-    @classmethod
-    def _frame_ancestors(cls, value: Any) -> Any:
-        # TOOL_FRAME_ANCESTORS="https://a.example.edu, https://*.example.org": a comma-separated list.
-        if isinstance(value, str):
-            value = tuple(v.strip() for v in value.split(",") if v.strip())
-        import re
-
-        for v in value:
-            if not re.match(r"^https?://(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?/?$", v):
+            if info.field_name == "metrics_allowed_networks":
+                ipaddress.ip_network(v, strict=False)
+            elif info.field_name == "frame_ancestors" and not _ORIGIN.match(v):
                 raise ValueError(f"{v!r} is not an origin such as https://lms.example.edu")
         return value
 

@@ -174,15 +174,6 @@ def _absolute(value: Any) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def _host_port(url: str) -> tuple[str, int | None]:
-    parts = urlsplit(url)
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    except ValueError:
-        port = None
-    return (parts.hostname or "").lower(), port
-
-
 def check_configuration_url(settings: Settings, url: str) -> None:
     """Refuse a configuration URL that is not an absolute http(s) URL (https when Tally is)."""
     if not _absolute(url):
@@ -214,7 +205,7 @@ def parse_platform_configuration(url: str, body: Any) -> PlatformConfiguration:
             "otherwise register Tally by hand.",
         )
     issuer = str(body["issuer"])
-    if _host_port(issuer) != _host_port(url):
+    if not outbound.same_host(issuer, url):
         raise DynamicRegistrationError(
             f"The configuration at {url} names the issuer {issuer!r}, which is on another host.",
             code="issuer_mismatch",
