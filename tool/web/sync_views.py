@@ -342,13 +342,7 @@ def page_retry(offering_id: int) -> Any:
 def page_resend(offering_id: int) -> Any:
     """"Send Tally's grade again" for one or more pairs."""
     oid = _staff_offering(offering_id)
-    try:
-        ids = [int(v) for v in request.form.getlist("delivery_id")]
-        if not all(1 <= i <= ID_MAX for i in ids):
-            raise ValueError
-    except ValueError:
-        raise ValidationError("delivery_id must be a number.",
-                              details=[{"field": "delivery_id", "message": "not a number"}]) from None
+    ids = _form_ids("delivery_id")
     db = get_db()
     n = status.resend(db, offering_id=oid, delivery_ids=ids, now=utcnow())
     db.commit()
@@ -367,6 +361,18 @@ def page_maximum(offering_id: int) -> Any:
     return _back(oid, "maximum", max=money(binding.score_maximum))
 
 
+def _form_ids(field: str, *, most: int = 5000) -> list[int]:
+    """The ids a form posts under `field` (checkboxes): each in the id range, at most `most` of them."""
+    try:
+        ids = [int(v) for v in request.form.getlist(field)]
+        if not all(1 <= i <= ID_MAX for i in ids) or len(ids) > most:
+            raise ValueError
+    except ValueError:
+        raise ValidationError(f"{field} must be a list of at most {most} numbers.",
+                              details=[{"field": field, "message": "not a number"}]) from None
+    return ids
+
+
 def _form_key() -> str | None:
     key = request.form.get("key", "").strip()
     if key and rules.target_of_key(key) is None:
@@ -380,13 +386,7 @@ def page_release(offering_id: int) -> Any:
     """"Release" (one column, or one student of it) or "Release all" (every column) from the page."""
     oid = _staff_offering(offering_id)
     key = _form_key()
-    try:
-        students = [int(v) for v in request.form.getlist("student_id")]
-        if not all(1 <= i <= ID_MAX for i in students) or len(students) > 5000:
-            raise ValueError
-    except ValueError:
-        raise ValidationError("student_id must be a number.",
-                              details=[{"field": "student_id", "message": "not a number"}]) from None
+    students = _form_ids("student_id")
     if students and key is None:
         raise ValidationError("Name the column of these students.", details=[{"field": "key", "message": "missing"}])
     db = get_db()
