@@ -17,24 +17,16 @@ from sqlalchemy import select
 from tool.lti.claims import CONTEXT, LTI
 from tool.lti.models import LaunchRecord
 from tests.e2e.conftest import Stack
+from tests.e2e.test_ledger_api import Class as LedgerClass
 
 BIG = 2**31  # one past PostgreSQL's integer
 
 
-class Class:
-    """A teacher and three students who launched, and one entry of each student."""
+class Class(LedgerClass):
+    """A teacher and three students who launched (tests/e2e/test_ledger_api.py), and one entry."""
 
     def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.teacher = stack.launch(stack.platform.teacher.id).token or ""
-        me = stack.api(self.teacher, "/api/me").json()
-        self.course_id, self.offering_id = me["courseId"], me["offeringId"]
-        self.student_tokens: list[str] = []
-        self.students: list[int] = []
-        for user in stack.platform.students[:3]:
-            token = stack.launch(user.id).token or ""
-            self.student_tokens.append(token)
-            self.students.append(stack.api(token, "/api/me").json()["personId"])
+        super().__init__(stack)
         self.entry = self.call("POST", "/api/grades/entries", self.entry_body()).json()
 
     def entry_body(self, **extra: Any) -> dict[str, Any]:
