@@ -128,6 +128,9 @@ def bench_settings(database_url: str, workdir: Path, **overrides: Any) -> Any:
         "production_allow_sqlite": True, "production_allow_http": True, "key_store": "directory",
         # The sandbox LMS on loopback stands in for the platform (production refuses loopback otherwise).
         "outbound_allowed_hosts": ("127.0.0.0/8",),
+        # Every simulated browser comes from 127.0.0.1: the per-address cap on OIDC logins (300 per
+        # state lifetime) would answer 429 from the 301st launch on.
+        "login_states_per_client": 100000,
         **overrides})
 
 
