@@ -143,7 +143,8 @@ def register(app: Flask) -> None:
     def _headers(resp: Any) -> Any:
         h = resp.headers
         if "Content-Security-Policy" not in h:
-            if resp.mimetype == "text/html":
+            # A redirect's body is never shown: it needs no page policy (and no platform lookup).
+            if resp.mimetype == "text/html" and not 300 <= resp.status_code < 400:
                 # A refused login or launch explains itself inside whichever LMS sent it (a platform
                 # not registered or not active yet): that page holds no token and no action.
                 refusal = request.path.startswith("/lti/") and resp.status_code >= 400
