@@ -163,7 +163,7 @@ class Settings(BaseModel):
     # per state_ttl_seconds, and recorded launch refusals (launch_record) per address per hour.
     # Where the limiter counts: the database (rate_limit table) or Redis at redis_url.
     limiter: Literal["database", "redis"] = "database"
-    login_states_per_client: int = Field(default=300, ge=1, le=100000)
+    login_states_per_client: int = Field(default=2000, ge=1, le=100000)
     refusals_recorded_per_client: int = Field(default=100, ge=1, le=100000)
     # Browser-bound OIDC state (tool/web/lti_views.py): a launch from a browser that keeps the tool's
     # cookies must carry the state cookie set at its login.
