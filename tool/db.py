@@ -126,6 +126,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 # SQLSTATEs after which PostgreSQL has rolled the transaction back and running it again may
 # succeed: serialization_failure, deadlock_detected.
+# Ids are integer columns, PostgreSQL's 4-byte integer: 1 … 2147483647.
+ID_MAX = 2**31 - 1
+
+
+def column_text(value: str, limit: int) -> str:
+    """Text from outside (a claim, an NRPS member) as a text column holds it: cut to `limit`, no NUL
+    and no lone surrogate (PostgreSQL refuses both; SQLite would store them)."""
+    return value[:limit].replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 T = TypeVar("T")
 

@@ -37,6 +37,7 @@ from enum import StrEnum
 from typing import Any, Callable
 
 from tool.ags.score import ActivityProgress, GradingProgress, Score
+from tool.db import ID_MAX
 
 ZERO = Decimal("0")
 TOTAL_TARGET = "total"
@@ -353,7 +354,7 @@ def target_of_key(key: str) -> str | None:
         return TOTAL_TARGET
     prefix, _, rest = key.partition("-")
     if prefix == "assessment" and rest.isascii() and rest.isdigit() and len(rest) <= 10 and not rest.startswith("0") \
-            and int(rest) <= 2**31 - 1:  # an id PostgreSQL can hold
+            and int(rest) <= ID_MAX:
         return assessment_target(int(rest))
     return None
 

@@ -20,6 +20,7 @@ import requests
 from tool import outbound
 
 from tool.ags.http import platform_words
+from tool.db import column_text
 from tool.errors import ToolError
 
 MEMBERSHIP_CONTAINER_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
@@ -185,8 +186,7 @@ NAME_MAX, PART_MAX, EMAIL_MAX, USER_ID_MAX = 300, 200, 320, 255
 
 
 def _text(value: object, limit: int) -> str:
-    # A NUL is refused by PostgreSQL in any text column; nobody's name contains one.
-    return value.replace("\x00", "").strip()[:limit] if isinstance(value, str) else ""
+    return column_text(value.strip(), limit) if isinstance(value, str) else ""
 
 
 def parse_member(data: object) -> Member | None:

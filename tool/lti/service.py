@@ -9,7 +9,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from tool.clock import utcnow
-from tool.db import upsert
+from tool.db import column_text, upsert
 from tool.lti import claims as c
 from tool.lti.claims import TALLY_SOURCE, TALLY_SOURCES, Role
 from tool.lti.launch import Launch
@@ -137,6 +137,5 @@ def record_refusal(db: Session, *, code: str, reason: str, claims: dict[str, Any
 
 
 def _text(value: Any, limit: int) -> str:
-    """A claim as sent by anyone, as text a column holds: cut to `limit`, no NUL or lone surrogate."""
-    text = str(value or "")[:limit].replace("\x00", "\ufffd")
-    return text.encode("utf-8", "replace").decode("utf-8")
+    """A claim as sent by anyone, as text a column holds (tool/db.column_text)."""
+    return column_text(str(value or ""), limit)

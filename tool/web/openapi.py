@@ -13,6 +13,7 @@ from flask import Blueprint, jsonify
 from pydantic.json_schema import models_json_schema
 
 import tool
+from tool.db import ID_MAX
 from tool.ledger.models import TYPE_CODES
 from tool.web.assessment_schemas import SCHEMAS as ASSESSMENT_SCHEMAS
 from tool.web.schemas import SCHEMAS
@@ -168,7 +169,7 @@ def _entry(description: str = "OK") -> dict[str, Any]:
 def _param(name: str, where: str = "path", schema: dict[str, Any] | None = None, description: str = "") -> dict[str, Any]:
     # Ids are PostgreSQL integers: outside 1 … 2147483647 a path names nothing (404).
     return {"name": name, "in": where, "required": where == "path",
-            "schema": schema or {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+            "schema": schema or {"type": "integer", "minimum": 1, "maximum": ID_MAX},
             "description": description}
 
 

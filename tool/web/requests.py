@@ -11,13 +11,13 @@ from typing import Any, TypeVar
 import pydantic
 from flask import request
 
+from tool.db import ID_MAX
 from tool.errors import NotFound, ValidationError
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
 MAX_BODY_BYTES = 1024 * 1024  # every request body (Flask's MAX_CONTENT_LENGTH); more is refused with 413
-ID_MAX = 2**31 - 1  # ids are PostgreSQL integers: 1 … 2147483647
 EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)  # dates a grade or a query may carry
 LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc)
 
